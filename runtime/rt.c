@@ -1,0 +1,221 @@
+/*
+** rt.c — the runtime's life: create the loop and the Lua state, run until
+** the work is done, handle SIGINT/SIGTERM, shut down without leaks.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "host.h"
+#include "task.h"
+
+/* How long shutdown waits for bindings to release their handles. */
+#define CLOSE_GRACE_MS 3000
+
+/* The signal handler's only way to the runtime (one runtime per process). */
+static ato_rt *signal_rt;
+
+/* {====================================================== Lua state */
+
+/* The allocator's user data is the runtime: ato_rt_get() is one call. */
+static void *rt_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  (void)osize;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  return realloc(ptr, nsize);
+}
+
+static int rt_panic (lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "ato: fatal: unprotected Lua error: %s\n",
+          msg ? msg : "(not a string)");
+  fflush(stderr);
+  return 0;  /* Lua aborts */
+}
+
+ato_rt *ato_rt_get (lua_State *L) {
+  void *ud;
+  lua_getallocf(L, &ud);
+  return ud;
+}
+
+uv_loop_t *ato_loop (lua_State *L) {
+  return &ato_rt_get(L)->loop;
+}
+
+double ato_now (void) {
+  return (double)uv_hrtime() / 1e9;
+}
+
+/* }====================================================== */
+
+/* {====================================================== signals */
+
+static const char *signal_reason (int sig) {
+  return sig == SIGTERM ? "terminated (SIGTERM)" : "interrupted (SIGINT)";
+}
+
+/* Runs inside Lua code that was executing when the signal came: raises
+   there, so a task stuck in a loop that never waits is still stopped. */
+static void interrupt_hook (lua_State *L, lua_Debug *ar) {
+  ato_rt *rt = ato_rt_get(L);
+  ato_task *t = rt->current;
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  if (!rt->signal_pending || t == NULL) return;
+  if (rt->exit_signal == 0) rt->exit_signal = rt->signal_pending;
+  ato_task_cancel(t, signal_reason(rt->signal_pending));
+  ato_task_raise_cancelled(L, t);
+}
+
+/*
+** Async-signal context: only a flag, lua_sethook (documented as safe here,
+** as lua.c uses it) and uv_async_send. A second signal exits at once.
+*/
+static void on_signal (int sig) {
+  ato_rt *rt = signal_rt;
+  lua_State *running;
+  if (rt == NULL || rt->signal_count++ > 0) _exit(128 + sig);
+  rt->signal_pending = sig;
+  running = rt->running;
+  if (running)
+    lua_sethook(running, interrupt_hook,
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  uv_async_send(&rt->wakeup);
+}
+
+/* Back on the loop: cancel every task; the process ends once they unwind. */
+static void on_wakeup (uv_async_t *h) {
+  ato_rt *rt = h->data;
+  int sig = rt->signal_pending;
+  if (sig == 0) return;
+  rt->signal_pending = 0;
+  if (rt->exit_signal == 0) rt->exit_signal = sig;
+  ato_sched_cancel_all(rt, signal_reason(sig));
+}
+
+static void set_signal_handlers (void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+/* }====================================================== */
+
+/* {====================================================== life cycle */
+
+int ato_rt_init (ato_rt *rt) {
+  int err;
+  memset(rt, 0, sizeof *rt);
+  rt->log_json = -1;
+  rt->log_level = "info";
+  if ((err = uv_loop_init(&rt->loop)) != 0) {
+    fprintf(stderr, "ato: cannot create the event loop: %s\n", uv_strerror(err));
+    return -1;
+  }
+  rt->L = lua_newstate(rt_alloc, rt);
+  if (rt->L == NULL) {
+    fprintf(stderr, "ato: not enough memory for the Lua state\n");
+    uv_loop_close(&rt->loop);
+    return -1;
+  }
+  /* every new coroutine copies the main thread's extra space, where task.c
+     and coro.c keep a coroutine's owner: start it at NULL */
+  memset(lua_getextraspace(rt->L), 0, LUA_EXTRASPACE);
+  lua_atpanic(rt->L, rt_panic);
+  luaL_openlibs(rt->L);
+  ato_errors_init(rt->L);
+  ato_core_init_types(rt->L);
+  if (ato_sched_init(rt) != 0 ||
+      uv_async_init(&rt->loop, &rt->wakeup, on_wakeup) != 0) {
+    fprintf(stderr, "ato: cannot initialise the scheduler\n");
+    return -1;
+  }
+  rt->wakeup.data = rt;
+  uv_unref((uv_handle_t *)&rt->wakeup);
+  signal_rt = rt;
+  set_signal_handlers(on_signal);
+  /* a peer that goes away (a child not reading its stdin, an HTTP client
+     closing early) must give EPIPE on that write, not end the process */
+  signal(SIGPIPE, SIG_IGN);
+  return 0;
+}
+
+static void report_deadlock (ato_rt *rt) {
+  ato_task *t;
+  int shown = 0;
+  fprintf(stderr, "ato: deadlock: %lu task(s) wait and nothing can wake them:",
+          (unsigned long)rt->nlive);
+  for (t = rt->live; t != NULL && shown < 8; t = t->next, shown++)
+    fprintf(stderr, " task %lu%s", t->id, t == rt->main ? " (main)" : "");
+  fprintf(stderr, "%s\n", t != NULL ? " ..." : "");
+}
+
+static int exit_status (ato_rt *rt) {
+  if (rt->exit_requested) return rt->exit_code;
+  if (rt->exit_signal) {
+    fprintf(stderr, "ato: %s\n", signal_reason(rt->exit_signal));
+    return 128 + rt->exit_signal;
+  }
+  if (rt->main_failed || rt->deadlocked || rt->unobserved) return 1;
+  return 0;
+}
+
+int ato_rt_run (ato_rt *rt) {
+  for (;;) {
+    uv_run(&rt->loop, UV_RUN_DEFAULT);
+    if (rt->exit_requested || rt->nlive == 0) break;
+    if (rt->ready_head != NULL) continue;
+    /* live tasks, and no handle or request left that could wake one */
+    report_deadlock(rt);
+    rt->deadlocked = 1;
+    ato_sched_cancel_all(rt, "cancelled: deadlock");
+  }
+  return exit_status(rt);
+}
+
+static void close_any (uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* Bindings had their chance to release their handles: force the rest. */
+static void on_close_grace (uv_timer_t *h) {
+  fprintf(stderr, "ato: warning: native handles still open at exit; "
+          "closing them\n");
+  uv_walk(h->loop, close_any, NULL);
+}
+
+void ato_rt_close (ato_rt *rt) {
+  uv_timer_t grace;
+  set_signal_handlers(SIG_DFL);
+  signal_rt = NULL;
+  rt->closing = 1;
+  ato_sched_detach_all(rt);
+  ato_sched_close_handles(rt);
+  uv_close((uv_handle_t *)&rt->wakeup, NULL);
+  uv_timer_init(&rt->loop, &grace);
+  uv_timer_start(&grace, on_close_grace, CLOSE_GRACE_MS, 0);
+  uv_unref((uv_handle_t *)&grace);
+  uv_run(&rt->loop, UV_RUN_DEFAULT);
+  if (!uv_is_closing((uv_handle_t *)&grace)) uv_close((uv_handle_t *)&grace, NULL);
+  uv_run(&rt->loop, UV_RUN_NOWAIT);
+  lua_close(rt->L);
+  rt->L = NULL;
+  if (uv_loop_close(&rt->loop) != 0)
+    fprintf(stderr, "ato: warning: event loop still busy at exit\n");
+}
+
+/* }====================================================== */
