@@ -249,12 +249,11 @@ static int l_stats (lua_State *L) {
   ato_task *t;
   lua_Integer ready = 0;
   for (t = rt->ready_head; t != NULL; t = t->ready_next) ready++;
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 6);
   set_int(L, "live", (lua_Integer)rt->nlive);
   set_int(L, "ready", ready);
   set_int(L, "deadlines", (lua_Integer)rt->timers.count);
   set_int(L, "spawned", (lua_Integer)rt->spawned);
-  set_int(L, "pooled", rt->npool);
   set_int(L, "unobserved_failures", (lua_Integer)rt->unobserved);
   set_int(L, "lua_kb", lua_gc(L, LUA_GCCOUNT, 0));
   return 1;

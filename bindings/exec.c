@@ -10,13 +10,28 @@
 ** closed; without it the child reads /dev/null); stdout, stderr ("capture",
 ** "inherit" or "ignore"); timeout (seconds); max_output (bytes per captured
 ** stream, 64 MiB by default). A non-zero exit code is a result, not an
-** error; nil, err is for not_found, permission, spawn, timeout, too_large.
+** error. nil, err kinds: not_found, permission (the program or cwd), spawn
+** (any other uv_spawn failure), timeout, too_large (an output over
+** max_output), resources (no memory for an output). Cancellation raises.
 **
 ** The child is started with uv_spawn in a process group of its own
 ** (UV_PROCESS_DETACHED makes it a session leader), so that a timeout or a
-** cancellation can stop it together with its own children. libuv resets
-** every signal disposition and the signal mask in the child, so the
-** runtime's ignored SIGPIPE (rt.c) does not leak into it.
+** cancellation can stop it together with its own children. The group is
+** also registered with the runtime (ato_child_group_add), whose forced exit
+** (a second SIGINT) kills it: nothing else would. libuv resets every signal
+** disposition and the signal mask in the child, so the runtime's ignored
+** SIGPIPE (rt.c) does not leak into it.
+**
+** Process group IDs. The group's ID is the child's pid. While the child is
+** not reaped, its zombie keeps that ID, so signalling the group is safe.
+** Once libuv has reaped it, the group lives on only while other members
+** remain; when it empties, the kernel may give the ID to a new process that
+** makes itself a group leader. So after the reap, every group kill checks
+** first that some process still has the ID (kill(-pgid, 0)); once none has,
+** the op never signals the group again. The race left: the group empties
+** and its ID is reused between that check and the kill, or (for the
+** runtime's forced exit) before the op is freed. Pids are handed out
+** cyclically, so that takes pid_max new processes within that instant.
 **
 ** Ownership. One exec_op (malloc'ed) holds the process handle, up to three
 ** pipes, the SIGKILL timer, the output buffers and a copy of the input.
@@ -29,13 +44,17 @@
 **
 ** - completion: the exit callback and both EOFs (and the end of the stdin
 **   write) wake the task; its resume function copies the results to Lua,
-**   then op_release closes every handle.
+**   then op_release closes every handle (but the timer while a SIGKILL is
+**   still due: after a failure, the task has its error once the child has
+**   exited, but the rest of the group may still be there).
 ** - nobody waits any more: the runtime calls op_detach (cancellation,
-**   deadline), or the op failed on its own (an output over max_output, no
-**   memory) and the task takes the error. The group gets SIGTERM, then
-**   SIGKILL from the timer if the child has not exited a second later; the
-**   pipes are closed at once; the process handle and the timer are closed by
-**   the exit callback (or at once if the child had exited already).
+**   deadline, shutdown), or the op failed on its own (an output over
+**   max_output, no memory) and the task takes the error. The group gets
+**   SIGTERM, and SIGKILL from the timer a second later if it still has
+**   members, even when the child itself has exited meanwhile (its children
+**   may ignore SIGTERM). The pipes are closed at once, the process handle
+**   once the child was reaped, the timer once it fired (or at the child's
+**   exit if the group was empty by then): see op_finish.
 ** - uv_spawn fails: every handle is closed before exec returns nil, err.
 **
 ** `task` is the waiting task, NULL once nobody waits. Callbacks only touch
@@ -66,7 +85,8 @@
 #define SLOT_PROG 2             /* the program name, for messages */
 #define SLOT_TIMEOUT 3          /* timeout in seconds, or nil */
 #define SLOT_KEEP 4             /* table anchoring argv/env strings */
-#define SLOT_PID 4              /* after the spawn: the child's pid */
+#define SLOT_PID SLOT_KEEP      /* after the spawn the pid takes its place:
+                                   uv_spawn has copied argv and env */
 
 extern char **environ;
 
@@ -122,13 +142,45 @@ typedef struct exec_op {
   unsigned char in_done;      /* stdin written (or given up) and closing */
   unsigned char proc_open;    /* uv_spawn was called: proc must be closed */
   unsigned char exited;       /* libuv reaped the child */
-  unsigned char terminating;  /* SIGTERM sent */
+  unsigned char terminating;  /* SIGTERM sent (or the group was gone) */
   unsigned char woken;        /* the task was woken with the results */
+  unsigned char registered;   /* the group is in the runtime's kill list */
+  unsigned char group_gone;   /* seen empty after the reap: never signal */
 } exec_op;
+
+/* {====================================================== the group */
+
+/* The group no longer needs killing: out of the runtime's list, once. */
+static void forget_group (exec_op *op) {
+  if (!op->registered) return;
+  op->registered = 0;
+  ato_child_group_remove(op->pid);
+}
+
+/*
+** May the group still have members (see "Process group IDs" above)?
+** Before the reap, yes. After, kill(-pgid, 0) tells: ESRCH means empty for
+** good, and the ID is no longer ours.
+*/
+static int group_alive (exec_op *op) {
+  if (op->group_gone) return 0;
+  if (!op->exited) return 1;
+  if (kill(-op->pid, 0) == 0 || errno != ESRCH) return 1;
+  op->group_gone = 1;
+  forget_group(op);
+  return 0;
+}
+
+static void signal_group (exec_op *op, int sig) {
+  if (group_alive(op)) kill(-op->pid, sig);
+}
+
+/* }====================================================== */
 
 /* {====================================================== life of an op */
 
 static void op_free (exec_op *op) {
+  forget_group(op);
   free(op->out.data);
   free(op->err.data);
   free(op->input);
@@ -160,29 +212,47 @@ static void close_pipes (exec_op *op) {
   close_stream(&op->err);
 }
 
-/* Everything left; only when the child was reaped (or never started). */
+/* Everything at once; only when uv_spawn failed. */
 static void close_all (exec_op *op) {
   close_pipes(op);
   close_handle((uv_handle_t *)&op->killer);
   if (op->proc_open) close_handle((uv_handle_t *)&op->proc);
 }
 
+/*
+** Nobody waits for the op (task == NULL): closes what it no longer needs.
+** The process handle waits for the reap (closing it earlier would leave a
+** zombie and lose the exit callback), and a running timer for its SIGKILL;
+** both callbacks come back here.
+*/
+static void op_finish (exec_op *op) {
+  close_pipes(op);
+  if (!op->exited) return;
+  if (op->proc_open) close_handle((uv_handle_t *)&op->proc);
+  if (!uv_is_active((uv_handle_t *)&op->killer))
+    close_handle((uv_handle_t *)&op->killer);
+}
+
+/* The grace period is over: SIGKILL whatever is left of the group, child
+   or not. */
 static void on_kill_timer (uv_timer_t *h) {
   exec_op *op = h->data;
-  if (!op->exited) kill(-op->pid, SIGKILL);
+  signal_group(op, SIGKILL);
+  if (op->task == NULL) op_finish(op);
 }
 
 /*
-** SIGTERM to the child's process group, and SIGKILL a second later if the
-** child is still there. The group is signalled even when the child has
-** exited: we only get here while a pipe is still open, so one of its
+** SIGTERM to the child's process group, and SIGKILL a second later to
+** whatever is left of it. The group is signalled even when the child has
+** exited: we only get here then while a pipe is still open, so one of its
 ** children probably holds it.
 */
 static void terminate (exec_op *op) {
   if (op->terminating) return;
   op->terminating = 1;
+  if (!group_alive(op)) return;
   kill(-op->pid, SIGTERM);
-  if (!op->exited) uv_timer_start(&op->killer, on_kill_timer, KILL_GRACE_MS, 0);
+  uv_timer_start(&op->killer, on_kill_timer, KILL_GRACE_MS, 0);
 }
 
 /* Wakes the task once the child exited and every stream has ended. */
@@ -208,21 +278,21 @@ static void fail (exec_op *op, int why, const char *stream) {
 
 /*
 ** The task stopped waiting (ato_detach_fn): the op finishes on its own.
-** A woken op has nothing left to stop (its child was reaped and its pipes
-** ended): it is only closed.
+** At shutdown this can come after the op woke the task; a woken op has
+** nothing left to stop (its child was reaped and its pipes ended, though a
+** SIGKILL may still be due): it is only finished.
 */
 static void op_detach (void *p) {
   exec_op *op = p;
   op->task = NULL;
   if (!op->woken) terminate(op);
-  close_pipes(op);
-  if (op->exited) close_all(op);
+  op_finish(op);
 }
 
-/* The task has the results: close everything (the child was reaped). */
+/* The task has the results (the child was reaped): let the op go. */
 static void op_release (exec_op *op) {
   op->task = NULL;
-  close_all(op);
+  op_finish(op);
 }
 
 /* }====================================================== */
@@ -234,8 +304,10 @@ static void on_process_exit (uv_process_t *p, int64_t status, int sig) {
   op->exited = 1;
   op->exit_status = status;
   op->term_signal = sig;
-  uv_timer_stop(&op->killer);
-  if (op->task == NULL) close_all(op);
+  /* a pending SIGKILL is still due if other members of the group remain */
+  if (uv_is_active((uv_handle_t *)&op->killer) && !group_alive(op))
+    uv_timer_stop(&op->killer);
+  if (op->task == NULL) op_finish(op);
   else check_done(op);
 }
 
@@ -387,7 +459,10 @@ static int spawn (lua_State *L, exec_op *op, const exec_opts *o) {
   op->proc.data = op;
   op->proc_open = 1;  /* uv_spawn initialised it, even when it failed */
   op->nhandles++;
-  if (r == 0) op->pid = op->proc.pid;
+  if (r == 0) {
+    op->pid = op->proc.pid;
+    op->registered = ato_child_group_add(op->pid) == 0;
+  }
   return r;
 }
 

@@ -18,6 +18,9 @@
 **    it and the after-work callback frees it. A running work item looks at
 **    the flag between chunks and before an atomic write's rename, so a
 **    cancelled read or write stops early and never leaves a temp file.
+**    At shutdown the detach function can also come after completion: the
+**    request is no longer in flight and is freed at once.
+** No wait has a deadline, so a resume function always gets its op.
 **
 ** Limit: nothing interrupts a system call. A read of a FIFO that has no
 ** writer (or a hung network mount) keeps one of libuv's pool threads (4
@@ -56,8 +59,9 @@
 /* Names tried for an atomic write's temp file before giving up. */
 #define TEMP_TRIES 100
 
-/* An outcome that is not an errno: the file exceeds fs.read's max. */
-#define ERR_TOO_LARGE 1
+/* Outcomes that are not an errno. */
+#define ERR_TOO_LARGE 1     /* the file exceeds fs.read's max */
+#define ERR_NOT_REGULAR 2   /* fs.write over a device, a FIFO, a socket */
 
 /* {====================================================== requests */
 
@@ -150,7 +154,8 @@ static void box_release (fs_box *box) {
   uv_cancel((uv_req_t *)&r->work);  /* succeeds only if still queued */
 }
 
-/* ato_detach_fn: the task stopped waiting (cancelled). */
+/* ato_detach_fn: the task stopped waiting (cancelled), or the runtime
+   shuts down, maybe after completion (then r is freed at once). */
 static void req_detach (void *op) {
   box_release(op);
 }
@@ -165,15 +170,14 @@ static void work_cb (uv_work_t *w) {
   r->run(r);
 }
 
+/* status is UV_ECANCELED only after uv_cancel, which only a detached
+   request gets: nobody waits for it then. */
 static void after_work_cb (uv_work_t *w, int status) {
   fs_req *r = w->data;
+  (void)status;
   r->inflight = 0;
-  if (is_detached(r)) {       /* nobody waits: status may be UV_ECANCELED */
-    req_free(r);
-    return;
-  }
-  if (status != 0) fail(r, "uv_queue_work", -status);
-  ato_task_wake(r->task, ATO_WAKE_OK);
+  if (is_detached(r)) req_free(r);
+  else ato_task_wake(r->task, ATO_WAKE_OK);
 }
 
 /* A zeroed request, or NULL when memory is short. */
@@ -213,25 +217,25 @@ static int push_failure (lua_State *L, fs_req *r) {
   if (r->err == ERR_TOO_LARGE) {
     ato_return_error(L, "too_large", "read %s: larger than the limit of %I "
                      "bytes", path, (lua_Integer)r->max);
-    lua_pushstring(L, path);
-    lua_setfield(L, -2, "path");
     lua_pushinteger(L, (lua_Integer)r->max);
     lua_setfield(L, -2, "limit");
-    return 2;
+  } else if (r->err == ERR_NOT_REGULAR) {
+    ato_return_error(L, "invalid", "write %s: not a regular file (fs.append "
+                     "writes to devices and FIFOs)", path);
+  } else {
+    return ato_return_uverror(L, r->err, r->errop, path);
   }
-  return ato_return_uverror(L, r->err, r->errop, path);
+  lua_pushstring(L, path);
+  lua_setfield(L, -2, "path");
+  return 2;
 }
 
 /* ato_resume_fn: pushes the outcome; the box frees r if that raises. */
 static int req_resume (lua_State *L, ato_task *t, void *op, ato_wake wake) {
   fs_box *box = op;
-  fs_req *r;
+  fs_req *r = box->r;
   int n;
-  (void)t;
-  if (box == NULL || box->r == NULL)  /* detached at a deadline: none set */
-    return ato_return_error(L, wake == ATO_WAKE_TIMEOUT ? "timeout"
-                            : "cancelled", "file operation abandoned");
-  r = box->r;
+  (void)t; (void)wake;
   n = r->err ? push_failure(L, r) : r->push(L, r);
   box->r = NULL;
   req_free(r);
@@ -239,8 +243,8 @@ static int req_resume (lua_State *L, ato_task *t, void *op, ato_wake wake) {
 }
 
 /*
-** Queues box's request for task t and parks the task. Use as
-** `return start(...)`: it yields.
+** Queues box's request for task t and parks the task, without a deadline.
+** Use as `return start(...)`: it yields.
 */
 static int start (lua_State *L, ato_task *t, fs_box *box,
                   ato_resume_fn resume) {
@@ -391,22 +395,28 @@ static int push_read (lua_State *L, fs_req *r) {
 
 /* {====================================================== write, append */
 
-/* ".name.XXXXXX" next to path: the rename then stays in one directory. */
+/*
+** The temp file's name: fixed length, so that any name the directory
+** accepts for the target can be written (a name derived from the target's
+** would be too long for a target of 248 bytes or more).
+*/
+#define TEMP_NAME ".ato-XXXXXXXX.tmp"
+#define TEMP_RANDOM 8                       /* the X's */
+#define TEMP_SUFFIX (sizeof ".tmp" - 1)     /* after them */
+
+/* TEMP_NAME next to path: the rename then stays in one directory. */
 static char *temp_template (const char *path) {
   const char *slash = strrchr(path, '/');
   size_t dl = slash ? (size_t)(slash - path) + 1 : 0;
-  size_t bl = strlen(path + dl);
-  char *t = malloc(dl + bl + sizeof "..XXXXXX");
+  char *t = malloc(dl + sizeof TEMP_NAME);
   if (t == NULL) return NULL;
   memcpy(t, path, dl);
-  t[dl] = '.';
-  memcpy(t + dl + 1, path + dl, bl);
-  memcpy(t + dl + 1 + bl, ".XXXXXX", sizeof ".XXXXXX");
+  memcpy(t + dl, TEMP_NAME, sizeof TEMP_NAME);
   return t;
 }
 
 /*
-** Creates tmp (its last six characters replaced) exclusively. Not mkstemp:
+** Creates tmp (its X's replaced at random) exclusively. Not mkstemp:
 ** mkstemp always creates 0600, and a new file without an explicit mode
 ** must get 0666 & ~umask, which only the kernel knows race-free (umask()
 ** would change it for every thread while we read it).
@@ -414,16 +424,16 @@ static char *temp_template (const char *path) {
 static int open_temp (char *tmp, mode_t mode) {
   static const char chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  char *x = tmp + strlen(tmp) - 6;
+  char *x = tmp + strlen(tmp) - TEMP_SUFFIX - TEMP_RANDOM;
   int attempt;
   for (attempt = 0; attempt < TEMP_TRIES; attempt++) {
-    unsigned char rnd[6];
+    unsigned char rnd[TEMP_RANDOM];
     int i, fd;
     if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0) {
       uint64_t h = uv_hrtime() + (uint64_t)attempt * 7919;
-      for (i = 0; i < 6; i++, h >>= 8) rnd[i] = (unsigned char)h;
+      for (i = 0; i < TEMP_RANDOM; i++, h >>= 8) rnd[i] = (unsigned char)h;
     }
-    for (i = 0; i < 6; i++) x[i] = chars[rnd[i] % (sizeof chars - 1)];
+    for (i = 0; i < TEMP_RANDOM; i++) x[i] = chars[rnd[i] % (sizeof chars - 1)];
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd >= 0 || errno != EEXIST) return fd;
   }
@@ -461,13 +471,22 @@ static void sync_parent (const char *path) {
   close(fd);
 }
 
-/* A path that can only name a directory: "", "x/", an existing one. */
+/*
+** A path fs.write cannot replace: "", one that can only name a directory
+** ("x/", an existing one), or a device, a FIFO or a socket, which the
+** rename would swap for a regular file (as root, /dev/null). `old` is
+** stat's (a symlink is followed: /dev/stderr is a link to one of those).
+*/
 static int write_target_error (fs_req *r, int have_old,
                                const struct stat *old) {
   size_t pl = strlen(r->path);
   if (pl == 0) return fail(r, "open", ENOENT);
   if (r->path[pl - 1] == '/' || (have_old && S_ISDIR(old->st_mode)))
     return fail(r, "open", EISDIR);
+  if (have_old && !S_ISREG(old->st_mode)) {
+    r->err = ERR_NOT_REGULAR;
+    return -1;
+  }
   return 0;
 }
 
@@ -700,16 +719,28 @@ static int make_parents (fs_req *r) {
   return 0;
 }
 
+/*
+** An explicit mode is applied exactly, as with fs.write: no umask. Through
+** a descriptor of the new directory, not chmod(path), which would follow a
+** symlink swapped in for it meanwhile. The directory starts as 0700, so
+** that the owner can open it whatever the final mode (unless the umask
+** takes the owner's read bit: then open fails).
+*/
+static void set_dir_mode (fs_req *r) {
+  int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) { fail(r, "open", errno); return; }
+  if (fchmod(fd, (mode_t)r->mode) != 0) fail(r, "chmod", errno);
+  close(fd);
+}
+
 static void do_mkdir (fs_req *r) {
   if (r->flag && make_parents(r) != 0) return;
-  if (mkdir(r->path, r->mode >= 0 ? (mode_t)r->mode : 0777) != 0) {
+  if (mkdir(r->path, r->mode >= 0 ? 0700 : 0777) != 0) {
     int e = errno;
     if (!(e == EEXIST && r->flag && is_dir(r->path))) fail(r, "mkdir", e);
     return;  /* mkdir -p leaves an existing directory's mode alone */
   }
-  /* an explicit mode is applied exactly, as with fs.write: no umask */
-  if (r->mode >= 0 && chmod(r->path, (mode_t)r->mode) != 0)
-    fail(r, "chmod", errno);
+  if (r->mode >= 0) set_dir_mode(r);
 }
 
 /* }====================================================== */
@@ -774,14 +805,25 @@ static int remove_tree (fs_req *r, int pfd, const char *name,
   return rc;
 }
 
+#define REMOVE_RECURSIVE 1  /* flag: rm -r */
+#define REMOVE_DIR 2        /* flag: the path ended in '/' */
+
+/*
+** r->path2 is r->path without its trailing slashes: lstat("link/") would
+** follow the link, and rm -r would empty the directory it points to. The
+** slash still says "a directory": anything else fails with ENOTDIR, as
+** rmdir("x/") would.
+*/
 static void do_remove (fs_req *r) {
+  const char *p = r->path2;
   struct stat st;
-  if (lstat(r->path, &st) != 0) fail(r, "remove", errno);
+  if (lstat(p, &st) != 0) fail(r, "remove", errno);
   else if (!S_ISDIR(st.st_mode)) {
-    if (unlink(r->path) != 0) fail(r, "unlink", errno);
-  } else if (r->flag) {
-    remove_tree(r, AT_FDCWD, r->path, r->path);
-  } else if (rmdir(r->path) != 0) {
+    if (r->flag & REMOVE_DIR) fail(r, "remove", ENOTDIR);
+    else if (unlink(p) != 0) fail(r, "unlink", errno);
+  } else if (r->flag & REMOVE_RECURSIVE) {
+    remove_tree(r, AT_FDCWD, p, p);
+  } else if (rmdir(p) != 0) {
     fail(r, "rmdir", errno);
   }
 }
@@ -794,10 +836,13 @@ static void do_rename (fs_req *r) {
 
 /* {====================================================== argument checks */
 
-/* A path argument: a string without NUL bytes (C would cut it there). */
+/* A path argument: a string without NUL bytes (C would cut it there).
+   len may be NULL. */
 static const char *check_path (lua_State *L, int idx, size_t *len) {
-  const char *p = luaL_checklstring(L, idx, len);
-  luaL_argcheck(L, strlen(p) == *len, idx, "path contains a NUL byte");
+  size_t n;
+  const char *p = luaL_checklstring(L, idx, &n);
+  luaL_argcheck(L, strlen(p) == n, idx, "path contains a NUL byte");
+  if (len) *len = n;
   return p;
 }
 
@@ -849,17 +894,19 @@ static int opt_bool (lua_State *L, int idx, const char *k, int def) {
   return v;
 }
 
+/* An integer >= 0: a number, never a numeric string (as in ato.exec). */
 static lua_Integer opt_count (lua_State *L, int idx, const char *k,
                               lua_Integer def) {
   lua_Integer v = def;
-  int isint;
+  int isint = 0;
   if (lua_isnoneornil(L, idx)) return def;
   lua_getfield(L, idx, k);
   if (!lua_isnil(L, -1)) {
-    v = lua_tointegerx(L, -1, &isint);
+    if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tointegerx(L, -1, &isint);
     if (!isint || v < 0)
-      luaL_argerror(L, idx, lua_pushfstring(L, "'%s' must be an integer >= 0",
-                                            k));
+      luaL_argerror(L, idx, lua_pushfstring(L, "'%s' must be an integer >= 0 "
+                                            "(got %s)", k,
+                                            luaL_typename(L, -1)));
   }
   lua_pop(L, 1);
   return v;
@@ -871,11 +918,10 @@ static lua_Integer opt_count (lua_State *L, int idx, const char *k,
 
 /* fs.read(path [, {max=bytes}]) -> string | nil, err */
 static int l_read (lua_State *L) {
-  size_t len;
   lua_Integer max;
   ato_task *t;
   fs_req *r;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   check_opts(L, 2);
   max = opt_count(L, 2, "max", DEFAULT_MAX);
   t = ato_task_enter(L, "fs.read");
@@ -902,9 +948,8 @@ static int start_output (lua_State *L, const char *what, fs_work_fn run,
 
 /* fs.write(path, data [, mode]) -> true | nil, err (atomic) */
 static int l_write (lua_State *L) {
-  size_t len;
   int mode;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   luaL_checkstring(L, 2);
   mode = lua_isnoneornil(L, 3) ? -1 : check_mode(L, 3);
   return start_output(L, "fs.write", do_write, mode);
@@ -912,8 +957,7 @@ static int l_write (lua_State *L) {
 
 /* fs.append(path, data) -> true | nil, err */
 static int l_append (lua_State *L) {
-  size_t len;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   luaL_checkstring(L, 2);
   return start_output(L, "fs.append", do_append, -1);
 }
@@ -931,37 +975,32 @@ static int start_simple (lua_State *L, const char *what, fs_work_fn run,
 
 /* fs.stat(path) -> table | nil, err */
 static int l_stat (lua_State *L) {
-  size_t len;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   return start_simple(L, "fs.stat", do_stat, push_stat, 0, -1);
 }
 
 /* fs.lstat(path) -> table | nil, err (a symlink is not followed) */
 static int l_lstat (lua_State *L) {
-  size_t len;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   return start_simple(L, "fs.lstat", do_stat, push_stat, 1, -1);
 }
 
 /* fs.exists(path) -> boolean (follows symlinks: a dangling one is false) */
 static int l_exists (lua_State *L) {
-  size_t len;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   return start_simple(L, "fs.exists", do_exists, push_exists, 0, -1);
 }
 
 /* fs.list(dir) -> {{name=, type=}, ...} sorted by name | nil, err */
 static int l_list (lua_State *L) {
-  size_t len;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   return start_simple(L, "fs.list", do_list, push_list, 0, -1);
 }
 
 /* fs.mkdir(path [, mode] [, {parents=true}]) -> true | nil, err */
 static int l_mkdir (lua_State *L) {
-  size_t len;
   int mode = -1, oidx = 3;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   if (lua_istable(L, 2)) oidx = 2;
   else if (!lua_isnoneornil(L, 2)) mode = check_mode(L, 2);
   check_opts(L, oidx);
@@ -969,17 +1008,48 @@ static int l_mkdir (lua_State *L) {
                       opt_bool(L, oidx, "parents", 0), mode);
 }
 
+/*
+** What fs.remove refuses, as rm does, whatever the options: the root
+** directory ("/", "//"; rm's --preserve-root: a typo must not empty the
+** whole machine), and a last component "." or ".." ("/.", "a/..", "."),
+** which names a directory that contains the path itself. NULL if p is fine.
+*/
+static const char *remove_refusal (const char *p, size_t len) {
+  size_t end = len, start;
+  while (end > 0 && p[end - 1] == '/') end--;
+  if (end == 0) return len > 0 ? "the root directory" : NULL;
+  for (start = end; start > 0 && p[start - 1] != '/'; start--) {}
+  if (p[start] == '.' && (end - start == 1 ||
+                          (end - start == 2 && p[start + 1] == '.')))
+    return "a path ending in . or ..";
+  return NULL;
+}
+
 /* fs.remove(path [, {recursive=true}]) -> true | nil, err */
 static int l_remove (lua_State *L) {
-  size_t len;
+  size_t len, end;
   const char *p = check_path(L, 1, &len);
-  int recursive;
+  const char *refused = remove_refusal(p, len);
+  int flag;
+  ato_task *t;
+  fs_req *r;
   check_opts(L, 2);
-  recursive = opt_bool(L, 2, "recursive", 0);
-  /* rm's --preserve-root: a typo must not empty the whole machine */
-  luaL_argcheck(L, !recursive || strspn(p, "/") < len || len == 0, 1,
-                "refusing to remove / recursively");
-  return start_simple(L, "fs.remove", do_remove, push_true, recursive, -1);
+  flag = opt_bool(L, 2, "recursive", 0) ? REMOVE_RECURSIVE : 0;
+  t = ato_task_enter(L, "fs.remove");
+  if (refused != NULL) {
+    ato_return_error(L, "invalid", "remove %s: refusing to remove %s", p,
+                     refused);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "path");
+    return 2;
+  }
+  for (end = len; end > 1 && p[end - 1] == '/'; end--) {}
+  if (end < len) flag |= REMOVE_DIR;
+  r = new_req(L, do_remove, push_true);
+  req_path(L, r, 1);
+  r->path2 = copy_string(L, p, end);
+  r->flag = flag;
+  return start_top(L, t);
 }
 
 static int push_rename_failure (lua_State *L, fs_req *r) {
@@ -994,7 +1064,7 @@ static int push_rename_failure (lua_State *L, fs_req *r) {
 
 static int rename_resume (lua_State *L, ato_task *t, void *op, ato_wake wake) {
   fs_box *box = op;
-  if (box != NULL && box->r != NULL && box->r->err != 0) {
+  if (box->r->err != 0) {
     int n = push_rename_failure(L, box->r);
     box_release(box);  /* done: not in flight, so freed now */
     return n;
@@ -1007,7 +1077,7 @@ static int l_rename (lua_State *L) {
   size_t len;
   ato_task *t;
   fs_req *r;
-  check_path(L, 1, &len);
+  check_path(L, 1, NULL);
   check_path(L, 2, &len);
   t = ato_task_enter(L, "fs.rename");
   r = new_req(L, do_rename, push_true);
@@ -1048,13 +1118,23 @@ typedef struct fs_walk {
   int max_depth;
   int follow;
   int started, done;
+  int listing;              /* a task waits for box's listing */
+  int closed;               /* closed meanwhile: that task gets an error */
   char *root;
   char *descend;            /* directory yielded last: listed next */
 } fs_walk;
 
+/*
+** Ends the walk (at its end, by __close or __gc). A listing that a task
+** waits for stays in the box: that task's resume function (or the detach
+** function, if it stops waiting) owns the request, and the task is told
+** the walk was closed. Freeing it here would leave the task waiting for a
+** wake-up that never comes. Can run again on a walk already ended.
+*/
 static void walk_free (fs_walk *w) {
   int i;
-  box_release(&w->box);
+  if (w->listing && w->box.r != NULL) w->closed = 1;
+  else box_release(&w->box);
   for (i = 0; i < w->depth; i++) {
     free_entries(w->levels[i].entries, w->levels[i].n);
     free(w->levels[i].path);
@@ -1121,15 +1201,22 @@ static int walk_advance (lua_State *L, fs_walk *w) {
   }
 }
 
-/* ato_resume_fn for a listing: a new level, or the directory's error. */
+/*
+** ato_resume_fn for a listing: a new level, or the directory's error. A
+** walk closed (by another task) while this one waited raises: ending the
+** loop quietly would pass for a complete walk.
+*/
 static int walk_resume (lua_State *L, ato_task *t, void *op, ato_wake wake) {
   fs_walk *w = op;
-  fs_req *r = w ? w->box.r : NULL;
+  fs_req *r = w->box.r;
   walk_level *lv;
-  (void)t;
-  if (r == NULL)
-    return ato_return_error(L, wake == ATO_WAKE_TIMEOUT ? "timeout"
-                            : "cancelled", "directory listing abandoned");
+  (void)t; (void)wake;
+  w->listing = 0;
+  if (w->closed) {
+    box_release(&w->box);
+    return luaL_error(L, "fs.walk: the walk was closed while this task "
+                      "waited for it");
+  }
   if (r->err != 0) {                    /* path, "error", err: walk goes on */
     lua_pushstring(L, r->errpath ? r->errpath : r->path);
     lua_pushliteral(L, "error");
@@ -1173,6 +1260,7 @@ static int walk_list (lua_State *L, ato_task *t, fs_walk *w, char *path,
   r->path = path;
   r->flag = (nofollow ? LIST_NOFOLLOW : 0) | (w->follow ? LIST_TARGETS : 0);
   w->box.r = r;
+  w->listing = 1;  /* start clears box.r if it fails */
   return start(L, t, &w->box, walk_resume);
 }
 

@@ -28,13 +28,14 @@ static lua_State *check_co (lua_State *L, int idx) {
   return co;
 }
 
-static void check_resumable (lua_State *L, lua_State *co) {
+/* what: "resume" or "close" */
+static void check_resumable (lua_State *L, lua_State *co, const char *what) {
   void *owner = OWNER(co);
   if (owner == &parked_mark)
-    luaL_error(L, "cannot resume a coroutine that is waiting for an "
-               "operation (another task owns it)");
+    luaL_error(L, "cannot %s a coroutine that is waiting for an operation "
+               "(another task owns it)", what);
   if (owner != NULL)
-    luaL_error(L, "cannot resume a task's coroutine (use the task handle)");
+    luaL_error(L, "cannot %s a task's coroutine (use the task handle)", what);
 }
 
 /*
@@ -100,7 +101,7 @@ static int resume_k (lua_State *L, int status, lua_KContext ctx) {
 static int co_resume (lua_State *L) {
   lua_State *co = check_co(L, 1);
   int nres, status;
-  check_resumable(L, co);
+  check_resumable(L, co, "resume");
   status = run_co(L, co, lua_gettop(L) - 1, resume_k, &nres);
   return resume_results(L, status, nres);
 }
@@ -138,7 +139,7 @@ static int wrap_k (lua_State *L, int status, lua_KContext ctx) {
 static int wrap_call (lua_State *L) {
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
   int nres, status;
-  check_resumable(L, co);
+  check_resumable(L, co, "resume");
   status = run_co(L, co, lua_gettop(L), wrap_k, &nres);
   return wrap_results(L, co, status, nres);
 }
@@ -157,7 +158,7 @@ static int co_wrap (lua_State *L) {
 
 /* coroutine.close, refusing coroutines that a task is waiting inside. */
 static int co_close (lua_State *L) {
-  check_resumable(L, check_co(L, 1));
+  check_resumable(L, check_co(L, 1), "close");
   lua_pushvalue(L, lua_upvalueindex(1));  /* the original close */
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);

@@ -100,20 +100,25 @@ int ato_return_uverror (lua_State *L, int uverr, const char *op,
 void ato_report (const char *fmt, ...) {
   va_list ap;
   char small[512], *text = small;
+  size_t len;
   int n;
   ato_redact_buf out = ATO_REDACT_BUF_INIT;
   va_start(ap, fmt);
   n = vsnprintf(small, sizeof small, fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  if ((size_t)n >= sizeof small && (text = malloc((size_t)n + 1)) != NULL) {
-    va_start(ap, fmt);
-    vsnprintf(text, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+  len = (size_t)n;
+  if (len >= sizeof small) {
+    if ((text = malloc(len + 1)) != NULL) {
+      va_start(ap, fmt);
+      vsnprintf(text, len + 1, fmt, ap);
+      va_end(ap);
+    } else {  /* out of memory: the truncated message */
+      text = small;
+      len = sizeof small - 1;
+    }
   }
-  if (text == NULL) text = small;  /* out of memory: the truncated message */
-  else if (text == small && (size_t)n >= sizeof small) n = sizeof small - 1;
-  if (ato_redact_text(text, (size_t)n, &out) != ATO_REDACT_ENOMEM)
+  if (ato_redact_text(text, len, &out) != ATO_REDACT_ENOMEM)
     fprintf(stderr, "ato: %s\n", out.data ? out.data : "");
   else
     fprintf(stderr, "ato: (message withheld: out of memory while redacting)\n");

@@ -85,7 +85,7 @@ static int os_exit (lua_State *L) {
   exit(code);
 }
 
-int ato_host_setup (ato_rt *rt) {
+void ato_host_setup (ato_rt *rt) {
   lua_State *L = rt->L;
   set_paths(L);
   preload_modules(L);
@@ -94,12 +94,13 @@ int ato_host_setup (ato_rt *rt) {
   lua_pushcfunction(L, os_exit);
   lua_setfield(L, -2, "exit");
   lua_pop(L, 1);
-  return 0;
 }
 
-void ato_host_main_ended (ato_rt *rt, ato_task_state st) {
+void ato_host_main_ended (ato_rt *rt, ato_task_state st, const char *reason) {
   if (st == ATO_TASK_DONE) return;
   rt->main_failed = 1;  /* failed or cancelled: the script did not finish */
+  if (st == ATO_TASK_CANCELLED && !rt->exit_signal && !rt->deadlocked)
+    ato_report("main task cancelled: %s", reason ? reason : "task cancelled");
   ato_sched_cancel_all(rt, st == ATO_TASK_FAILED
                                ? "cancelled: the main task failed"
                                : "cancelled: the main task was cancelled");

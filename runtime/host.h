@@ -10,11 +10,11 @@
 
 #include "task.h"
 
-/* Sets up rt->L for scripts (after ato_rt_init). 0, or -1 on failure. */
-int ato_host_setup (ato_rt *rt);
+/* Sets up rt->L for scripts (after ato_rt_init). */
+void ato_host_setup (ato_rt *rt);
 
 /* Called by the scheduler when the main task ends in state st. */
-void ato_host_main_ended (ato_rt *rt, ato_task_state st);
+void ato_host_main_ended (ato_rt *rt, ato_task_state st, const char *reason);
 
 /* The directory of the running executable ("" if unknown). */
 const char *ato_host_exe_dir (void);

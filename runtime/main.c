@@ -41,9 +41,9 @@ static const char usage_text[] =
 "  -V, --version        same as 'ato version'\n"
 "\n"
 "Scripts:\n"
-"  The arguments are in `arg` (arg[0] is the script, arg[1]... the rest) and\n"
-"  in `...`, as with lua5.4. `require \"ato\"` gives the task runtime: spawn,\n"
-"  sleep, timeout, gather, channel, exec, fs, log (see README.md).\n"
+"  The arguments are in `arg` (arg[0] is the script, or -e or -; arg[1]...\n"
+"  the rest) and in `...`, as with lua5.4. `require \"ato\"` gives the task\n"
+"  runtime: spawn, sleep, timeout, gather, channel, exec, fs, log (README.md).\n"
 "  ato's Lua library is searched before LUA_PATH/LUA_CPATH.\n"
 "\n"
 "Environment:\n"
@@ -55,7 +55,10 @@ static const char usage_text[] =
 "  1    the script failed: an uncaught error (message, file:line and a\n"
 "       traceback on stderr), a failed task nobody joined, or a deadlock\n"
 "  2    usage error: unknown command or option, missing or unreadable script\n"
-"  130  interrupted by SIGINT (Ctrl-C; a second one exits at once), 143 SIGTERM\n";
+"  70   internal error (the runtime itself ran out of memory)\n"
+"  130  interrupted by SIGINT (Ctrl-C; a second one exits at once), 143 SIGTERM\n"
+"\n"
+"  Use `ato -- FILE` for a script whose name starts with '-'.\n";
 
 typedef struct {
   int log_json;            /* -1 auto, 0 human, 1 json */
@@ -88,11 +91,19 @@ static void default_options (options *o) {
   const char *fmt = getenv("ATO_LOG_FORMAT"), *lvl = getenv("ATO_LOG_LEVEL");
   o->log_json = -1;
   o->log_level = "info";
-  if (fmt && *fmt) parse_log_format(fmt, &o->log_json);
-  if (lvl && valid_level(lvl)) o->log_level = lvl;
+  if (fmt && *fmt && parse_log_format(fmt, &o->log_json) != 0)
+    fprintf(stderr, "ato: ignoring ATO_LOG_FORMAT='%s' (human, json or auto)\n", fmt);
+  if (lvl && *lvl) {
+    if (valid_level(lvl)) o->log_level = lvl;
+    else fprintf(stderr, "ato: ignoring ATO_LOG_LEVEL='%s' (debug, info, warn "
+                 "or error)\n", lvl);
+  }
 }
 
-/* Value of "--name VALUE" or "--name=VALUE" at argv[*i], or NULL. */
+/*
+** Value of "--name VALUE" or "--name=VALUE" at argv[*i], or NULL when
+** argv[*i] is another option; "" when the value is missing.
+*/
 static const char *option_value (int argc, char **argv, int *i,
                                  const char *name) {
   size_t n = strlen(name);
@@ -103,18 +114,31 @@ static const char *option_value (int argc, char **argv, int *i,
   return argv[++*i];
 }
 
-/* Parses options up to the command; returns its index, or -status. */
-static int parse_options (int argc, char **argv, options *o) {
+static int bad_value (const char *opt, const char *allowed, const char *v) {
+  fprintf(stderr, "ato: %s must be %s, %s%s%s (see 'ato --help')\n", opt,
+          allowed, *v ? "not '" : "and it is missing", v, *v ? "'" : "");
+  return EXIT_USAGE;
+}
+
+/*
+** Parses options up to the command; returns its index, or -status.
+** *file_only is set after "--": the next word is a script, whatever it is.
+*/
+static int parse_options (int argc, char **argv, options *o, int *file_only) {
   int i;
   const char *v;
+  *file_only = 0;
   for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-    if (strcmp(argv[i], "--") == 0) return i + 1;
+    if (strcmp(argv[i], "--") == 0) {
+      *file_only = 1;
+      return i + 1;
+    }
     if ((v = option_value(argc, argv, &i, "--log-format")) != NULL) {
       if (parse_log_format(v, &o->log_json) != 0)
-        return -usage_error("--log-format must be human, json or auto, not '%s'", v);
+        return -bad_value("--log-format", "human, json or auto", v);
     } else if ((v = option_value(argc, argv, &i, "--log-level")) != NULL) {
       if (!valid_level(v))
-        return -usage_error("--log-level must be debug, info, warn or error, not '%s'", v);
+        return -bad_value("--log-level", "debug, info, warn or error", v);
       o->log_level = v;
     } else {
       break;  /* --help, --version, or unknown: the command decides */
@@ -154,7 +178,8 @@ static const char *module_field (lua_State *L, const char *name,
 static int print_version (int json) {
   ato_rt rt;
   const char *cjson, *curl, *ssl;
-  if (ato_rt_init(&rt) != 0 || ato_host_setup(&rt) != 0) return 1;
+  if (ato_rt_init(&rt) != 0) return 1;
+  ato_host_setup(&rt);
   cjson = module_field(rt.L, "cjson", NULL, "_VERSION");
   curl = module_field(rt.L, "ato.http", "version", "libcurl");
   ssl = module_field(rt.L, "ato.http", "version", "ssl");
@@ -273,11 +298,12 @@ static int looks_like_command (const char *word) {
 
 int main (int argc, char **argv) {
   options o;
-  int i;
+  int i, file_only;
   const char *cmd;
   default_options(&o);
-  i = parse_options(argc, argv, &o);
+  i = parse_options(argc, argv, &o, &file_only);
   if (i < 0) return -i;
+  if (file_only && i < argc) return run_file(argc, argv, i, &o);
   if (i >= argc) {
     if (isatty(0)) {
       fputs(usage_text, stderr);
@@ -294,8 +320,8 @@ int main (int argc, char **argv) {
   if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0)
     return print_version(0);
   if (strcmp(cmd, "version") == 0) {
-    if (i + 1 < argc && strcmp(argv[i + 1], "--json") != 0)
-      return usage_error("version: unknown argument '%s'", argv[i + 1]);
+    if (i + 2 < argc || (i + 1 < argc && strcmp(argv[i + 1], "--json") != 0))
+      return usage_error("version: unknown argument '%s'", argv[argc - 1]);
     return print_version(i + 1 < argc);
   }
   if (strcmp(cmd, "run") == 0) {

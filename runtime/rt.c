@@ -20,6 +20,35 @@
 /* The signal handler's only way to the runtime (one runtime per process). */
 static ato_rt *signal_rt;
 
+/*
+** Process groups of running children (ato.exec starts each in a session of
+** its own, so the terminal's Ctrl-C does not reach them). When a second
+** signal makes ato exit at once, the handler kills these groups first:
+** nothing else would. A fixed array of sig_atomic_t, so the handler reads
+** it safely whatever the loop thread was doing.
+*/
+#define MAX_CHILD_GROUPS 1024
+static volatile sig_atomic_t child_groups[MAX_CHILD_GROUPS];
+
+int ato_child_group_add (int pgid) {
+  int i;
+  for (i = 0; i < MAX_CHILD_GROUPS; i++)
+    if (child_groups[i] == 0) { child_groups[i] = pgid; return 0; }
+  return -1;  /* full: this group is not killed on a forced exit */
+}
+
+void ato_child_group_remove (int pgid) {
+  int i;
+  for (i = 0; i < MAX_CHILD_GROUPS; i++)
+    if (child_groups[i] == pgid) { child_groups[i] = 0; return; }
+}
+
+static void kill_child_groups (void) {
+  int i;
+  for (i = 0; i < MAX_CHILD_GROUPS; i++)
+    if (child_groups[i] > 0) kill(-child_groups[i], SIGKILL);
+}
+
 /* {====================================================== Lua state */
 
 /* The allocator's user data is the runtime: ato_rt_get() is one call. */
@@ -63,16 +92,28 @@ static const char *signal_reason (int sig) {
   return sig == SIGTERM ? "terminated (SIGTERM)" : "interrupted (SIGINT)";
 }
 
-/* Runs inside Lua code that was executing when the signal came: raises
-   there, so a task stuck in a loop that never waits is still stopped. */
+/*
+** Runs inside Lua code that was executing when the signal came, and raises
+** there, so a task that never waits is still stopped. It stays installed
+** while that task runs: after the first raise, which unwinds normally, it
+** raises at every line (Redis does the same for SCRIPT KILL), so a pcall in
+** a loop cannot swallow it.
+*/
 static void interrupt_hook (lua_State *L, lua_Debug *ar) {
   ato_rt *rt = ato_rt_get(L);
   ato_task *t = rt->current;
+  int sig = rt->signal_pending ? rt->signal_pending : rt->exit_signal;
+  int mask;
   (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  if (!rt->signal_pending || t == NULL) return;
-  if (rt->exit_signal == 0) rt->exit_signal = rt->signal_pending;
-  ato_task_cancel(t, signal_reason(rt->signal_pending));
+  if (sig == 0 || t == NULL) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (rt->exit_signal == 0) rt->exit_signal = sig;
+  ato_task_cancel(t, signal_reason(sig));
+  mask = rt->interrupts++ == 0 ? LUA_MASKCOUNT : LUA_MASKCOUNT | LUA_MASKLINE;
+  lua_sethook(L, interrupt_hook, mask, 1000);
+  if (t->co != NULL && t->co != L) lua_sethook(t->co, interrupt_hook, mask, 1000);
   ato_task_raise_cancelled(L, t);
 }
 
@@ -83,7 +124,10 @@ static void interrupt_hook (lua_State *L, lua_Debug *ar) {
 static void on_signal (int sig) {
   ato_rt *rt = signal_rt;
   lua_State *running;
-  if (rt == NULL || rt->signal_count++ > 0) _exit(128 + sig);
+  if (rt == NULL || rt->signal_count++ > 0) {
+    kill_child_groups();
+    _exit(128 + sig);
+  }
   rt->signal_pending = sig;
   running = rt->running;
   if (running)
@@ -102,14 +146,39 @@ static void on_wakeup (uv_async_t *h) {
   ato_sched_cancel_all(rt, signal_reason(sig));
 }
 
+/*
+** No SA_RESTART: a script blocked in a plain read (io.read) gets EINTR and
+** reaches the hook; libuv retries its own calls. Each signal blocks the
+** other while its handler runs, so the count stays consistent.
+*/
 static void set_signal_handlers (void (*handler)(int)) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = handler;
-  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGINT);
+  sigaddset(&sa.sa_mask, SIGTERM);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+}
+
+static void on_sigpipe (int sig) {
+  (void)sig;
+}
+
+/*
+** A peer that goes away (a child not reading its stdin, an HTTP client
+** closing early) must give EPIPE on that write, not end the process. A
+** handler rather than SIG_IGN: an ignored signal stays ignored across
+** exec, and os.execute's or io.popen's children would inherit it.
+*/
+static void catch_sigpipe (void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigpipe;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, NULL);
 }
 
 /* }====================================================== */
@@ -141,15 +210,13 @@ int ato_rt_init (ato_rt *rt) {
   if (ato_sched_init(rt) != 0 ||
       uv_async_init(&rt->loop, &rt->wakeup, on_wakeup) != 0) {
     fprintf(stderr, "ato: cannot initialise the scheduler\n");
-    return -1;
+    return -1;  /* the process exits: nothing worth unwinding */
   }
   rt->wakeup.data = rt;
   uv_unref((uv_handle_t *)&rt->wakeup);
   signal_rt = rt;
   set_signal_handlers(on_signal);
-  /* a peer that goes away (a child not reading its stdin, an HTTP client
-     closing early) must give EPIPE on that write, not end the process */
-  signal(SIGPIPE, SIG_IGN);
+  catch_sigpipe();
   return 0;
 }
 

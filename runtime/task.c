@@ -14,11 +14,15 @@
 /* Resumes per check callback before the loop polls I/O again. */
 #define DRAIN_BUDGET 4096
 
-/* Recycled coroutines kept for new tasks (each is ~1 KB). */
-#define POOL_MAX 1024
-
 /* Longest deadline we arm: far enough to mean "never", small enough for ns. */
 #define MAX_WAIT_SECONDS 1e9
+
+/*
+** Waits a cancelled task may still attempt (each raising the cancellation
+** again, after a yield) before the scheduler stops resuming it and resets
+** its coroutine: a `while true do pcall(ato.sleep, 1) end` must end.
+*/
+#define CANCEL_GRACE 8
 
 #define TASK_OF(co) (*(ato_task **)lua_getextraspace(co))
 #define TASK_FROM_TIMER(tm) \
@@ -185,7 +189,7 @@ int ato_task_yield (lua_State *L, ato_task *t) {
 
 void ato_task_wake (ato_task *t, ato_wake wake) {
   ato_rt *rt = t->rt;
-  if (t->state != ATO_TASK_WAITING) return;
+  if (t->state != ATO_TASK_WAITING || rt->closing) return;
   if (ato_timer_active(&t->timer)) {
     ato_timerheap_remove(&rt->timers, &t->timer);
     /* an armed uv timer with nothing left would keep the loop alive */
@@ -196,14 +200,28 @@ void ato_task_wake (ato_task *t, ato_wake wake) {
   enqueue(rt, t);
 }
 
+static int raise_cancelled_k (lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return ato_task_raise_cancelled(L, (ato_task *)ctx);
+}
+
 ato_task *ato_task_enter (lua_State *L, const char *what) {
   ato_rt *rt = ato_rt_get(L);
   ato_task *t = rt->current;
-  if (t == NULL || !rt->chain_ok || !lua_isyieldable(L))
-    luaL_error(L, "%s must be called from a task (it cannot wait inside a "
-               "metamethod, a finalizer, a chunk being required, or a C "
-               "callback such as a table.sort comparator)", what);
-  if (t->cancelled) ato_task_raise_cancelled(L, t);
+  if (t == NULL)
+    luaL_error(L, "%s must be called from a task", what);
+  if (!rt->chain_ok || !lua_isyieldable(L))
+    luaL_error(L, "%s cannot wait here (a metamethod, a finalizer, a __close "
+               "handler of an unwinding task, a chunk being required, or a C "
+               "callback such as a table.sort comparator cannot be suspended)",
+               what);
+  if (t->cancelled) {
+    /* it caught its cancellation and waits again: let the loop run first
+       (the task may be looping), then raise again */
+    t->cancel_retries++;
+    enqueue(rt, t);
+    lua_yieldk(L, 0, (lua_KContext)t, raise_cancelled_k);
+  }
   return t;
 }
 
@@ -222,7 +240,7 @@ int ato_task_finished (const ato_task *t) {
 }
 
 int ato_task_cancel (ato_task *t, const char *reason) {
-  if (ato_task_finished(t)) return 0;
+  if (ato_task_finished(t) || t->rt->closing) return 0;
   if (!t->cancelled) {
     t->cancelled = 1;
     t->cancel_reason = reason;
@@ -260,33 +278,6 @@ static void unlink_live (ato_rt *rt, ato_task *t) {
   rt->nlive--;
 }
 
-/* [-0, +1] Pushes a coroutine from the pool, or a new one. */
-static lua_State *take_thread (ato_rt *rt, lua_State *L) {
-  lua_State *co;
-  if (rt->npool == 0) return lua_newthread(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool_ref);   /* pool */
-  lua_rawgeti(L, -1, rt->npool);                     /* pool co */
-  lua_pushnil(L);
-  lua_rawseti(L, -3, rt->npool--);                   /* pool co */
-  lua_remove(L, -2);                                 /* co */
-  co = lua_tothread(L, -1);
-  lua_sethook(co, lua_gethook(L), lua_gethookmask(L), lua_gethookcount(L));
-  return co;
-}
-
-/* Keeps a finished, reset coroutine for a later task. */
-static void recycle_thread (ato_rt *rt, lua_State *co) {
-  lua_State *L = rt->L;
-  TASK_OF(co) = NULL;
-  if (rt->npool >= POOL_MAX || lua_status(co) != LUA_OK) return;
-  lua_settop(co, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool_ref);   /* pool */
-  lua_pushthread(co);
-  lua_xmove(co, L, 1);                               /* pool co */
-  lua_rawseti(L, -2, ++rt->npool);                   /* pool */
-  lua_pop(L, 1);
-}
-
 ato_task *ato_task_spawn (lua_State *L, int narg) {
   ato_rt *rt = ato_rt_get(L);
   ato_task *t;
@@ -300,7 +291,9 @@ ato_task *ato_task_spawn (lua_State *L, int narg) {
   t->started_at = ato_now();
   t->state = ATO_TASK_READY;
   luaL_setmetatable(L, ATO_TASK_META);
-  co = take_thread(rt, L);                           /* f args t co */
+  /* a fresh coroutine per task: a recycled one would let code that kept
+     it (from coroutine.running()) see the next task as the same thread */
+  co = lua_newthread(L);                             /* f args t co */
   lua_setiuservalue(L, -2, 1);                       /* f args t */
   if (!lua_checkstack(co, narg + 1))
     luaL_error(L, "too many arguments for a task");
@@ -317,10 +310,6 @@ ato_task *ato_task_spawn (lua_State *L, int narg) {
   return t;
 }
 
-ato_task *ato_task_of_thread (lua_State *co) {
-  return TASK_OF(co);
-}
-
 /* }====================================================== */
 
 /* {====================================================== finishing */
@@ -328,7 +317,9 @@ ato_task *ato_task_of_thread (lua_State *co) {
 static int is_cancel_error (lua_State *L, int idx) {
   int yes;
   if (!lua_istable(L, idx)) return 0;
-  lua_getfield(L, idx, "kind");
+  idx = lua_absindex(L, idx);
+  lua_pushliteral(L, "kind");
+  lua_rawget(L, idx);                 /* raw: no user __index in the scheduler */
   yes = lua_type(L, -1) == LUA_TSTRING &&
         strcmp(lua_tostring(L, -1), "cancelled") == 0;
   lua_pop(L, 1);
@@ -341,13 +332,17 @@ static void end_task (ato_rt *rt, ato_task *t, int hidx, ato_task_state st) {
   t->state = st;
   t->co = NULL;
   unlink_live(rt, t);
+  TASK_OF(co) = NULL;
+  lua_settop(co, 0);
   lua_pushnil(L);
   lua_setiuservalue(L, hidx, 1);                     /* drop the coroutine */
-  recycle_thread(rt, co);
   ato_waitq_wake_all(&t->joiners, ATO_WAKE_OK);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   t->ref = LUA_NOREF;
-  if (t == rt->main) ato_host_main_ended(rt, st);
+  if (t == rt->main) {
+    ato_host_main_ended(rt, st, t->cancel_reason);
+    rt->main = NULL;                                 /* the handle may be collected */
+  }
 }
 
 /* Moves co's nres results into the handle's user value 2 as {n=, ...}. */
@@ -412,8 +407,9 @@ static void note_failure (ato_rt *rt, ato_task *t, const char *text) {
 }
 
 /*
-** A __close handler raised while the failed coroutine was reset: its error
-** becomes the outcome and the report mentions both.
+** A __close handler raised while the failed coroutine was reset. The
+** report mentions both errors; the outcome stays the original error, or
+** becomes the handler's for a cancellation (which is then a failure).
 ** Stack: handle err text (text is nil for a cancellation).
 */
 static void closing_failed (lua_State *L, lua_State *co, int hidx,
@@ -421,15 +417,18 @@ static void closing_failed (lua_State *L, lua_State *co, int hidx,
   lua_xmove(co, L, 1);                               /* h err text err2 */
   if (lua_rawequal(L, -1, hidx + 1)) { lua_pop(L, 1); return; }
   error_text(L, -1);                                 /* h err text err2 m2 */
-  if (lua_isnil(L, hidx + 2))
+  if (*cancelled) {
     lua_pushfstring(L, "error in __close: %s", lua_tostring(L, -1));
-  else
-    lua_pushfstring(L, "%s\n(and in __close: %s)", lua_tostring(L, hidx + 2),
-                    lua_tostring(L, -1));            /* h err text err2 m2 t2 */
+    lua_replace(L, hidx + 2);                        /* h err t2 err2 m2 */
+    lua_pop(L, 1);
+    lua_replace(L, hidx + 1);                        /* h err2 t2 */
+    *cancelled = 0;
+    return;
+  }
+  lua_pushfstring(L, "%s\n(and in __close: %s)", lua_tostring(L, hidx + 2),
+                  lua_tostring(L, -1));              /* h err text err2 m2 t2 */
   lua_replace(L, hidx + 2);                          /* h err t2 err2 m2 */
-  lua_pop(L, 1);                                     /* h err t2 err2 */
-  lua_replace(L, hidx + 1);                          /* h err2 t2 */
-  *cancelled = 0;
+  lua_pop(L, 2);                                     /* h err t2 */
 }
 
 /*
@@ -453,9 +452,15 @@ static void finish_error (ato_rt *rt, ato_task *t) {
     luaL_traceback(L, co, lua_tostring(L, -1), 0);   /* h err msg tb */
     lua_remove(L, -2);                               /* h err tb */
   }
+  /* __close handlers run now: as part of t (ato.current() works), but
+     unable to wait (the coroutine is not resumable any more) */
+  rt->current = t;
+  rt->chain_ok = 0;
   rt->running = co;
+  lua_sethook(co, NULL, 0, 0);  /* a signal's hook must not fail the handlers */
   if (lua_resetthread(co) != LUA_OK) closing_failed(L, co, hidx, &cancelled);
   rt->running = NULL;
+  rt->current = NULL;
   lua_settop(co, 0);
   lua_pushvalue(L, hidx + 1);
   lua_setiuservalue(L, hidx, 2);                     /* outcome: the error */
@@ -464,13 +469,30 @@ static void finish_error (ato_rt *rt, ato_task *t) {
   lua_settop(L, hidx - 1);
 }
 
-/* A task cancelled before it ever ran ends without running. */
-static void finish_unstarted (ato_rt *rt, ato_task *t) {
+/*
+** Ends a cancelled task without resuming it: it never started, or it kept
+** waiting after its cancellation (CANCEL_GRACE). Resetting the suspended
+** coroutine runs its pending __close handlers.
+*/
+static void end_unresumed (ato_rt *rt, ato_task *t) {
   lua_State *L = rt->L;
   int hidx;
-  lua_settop(t->co, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
   hidx = lua_gettop(L);
+  if (t->started) {
+    rt->current = t;
+    rt->chain_ok = 0;
+    rt->running = t->co;
+    lua_sethook(t->co, NULL, 0, 0);
+    if (lua_resetthread(t->co) != LUA_OK) {
+      lua_xmove(t->co, L, 1);
+      ato_report("task %lu: error in __close: %s", t->id, error_text(L, -1));
+    }
+    rt->current = NULL;
+    rt->running = NULL;
+  }
+  lua_settop(t->co, 0);
+  lua_settop(L, hidx);
   ato_push_error(L, "cancelled", "%s", t->cancel_reason ? t->cancel_reason
                                                         : "task cancelled");
   lua_setiuservalue(L, hidx, 2);
@@ -485,8 +507,11 @@ static void finish_unstarted (ato_rt *rt, ato_task *t) {
 static void resume_task (ato_rt *rt, ato_task *t) {
   lua_State *co = t->co;
   int nargs = 0, nres = 0, status;
+  if (t->cancelled && (!t->started || t->cancel_retries > CANCEL_GRACE)) {
+    end_unresumed(rt, t);
+    return;
+  }
   if (!t->started) {
-    if (t->cancelled) { finish_unstarted(rt, t); return; }
     t->started = 1;
     nargs = t->nargs;
   }
@@ -499,8 +524,12 @@ static void resume_task (ato_rt *rt, ato_task *t) {
   rt->current = NULL;
   if (status == LUA_YIELD) {
     lua_pop(co, nres);
-    /* a plain coroutine.yield() at the task's top level: run again later */
-    if (t->state == ATO_TASK_RUNNING) enqueue(rt, t);
+    /* a plain coroutine.yield() at the task's top level: run again later
+       (and count it against the grace of a cancelled task) */
+    if (t->state == ATO_TASK_RUNNING) {
+      t->cancel_retries += t->cancelled;
+      enqueue(rt, t);
+    }
   } else if (status == LUA_OK) {
     finish_ok(rt, t, nres);
   } else {
@@ -546,8 +575,6 @@ int ato_sched_init (ato_rt *rt) {
   rt->timer.data = rt->check.data = rt->idle.data = rt;
   uv_check_start(&rt->check, on_check);
   uv_unref((uv_handle_t *)&rt->check);  /* ready tasks keep the loop alive via idle */
-  lua_newtable(rt->L);
-  rt->pool_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -568,7 +595,9 @@ void ato_sched_close_handles (ato_rt *rt) {
 */
 void ato_sched_detach_all (ato_rt *rt) {
   ato_task *t;
+  size_t i;
   for (t = rt->live; t != NULL; t = t->next) detach_op(t);
+  for (i = 0; i < rt->timers.count; i++) rt->timers.nodes[i]->index = 0;
   ato_timerheap_free(&rt->timers);
 }
 

@@ -77,7 +77,8 @@ struct ato_task {
   unsigned char cancelled;    /* level-triggered: later waits raise */
   unsigned char observed;     /* its outcome was collected (join) */
   unsigned char reported;     /* its failure was printed as unobserved */
-  const char *cancel_reason;  /* static string: "cancelled", "interrupted" */
+  unsigned char cancel_retries; /* waits attempted after the cancellation */
+  const char *cancel_reason;  /* static string, e.g. "task cancelled" */
   int nargs;                  /* arguments waiting for the first resume */
   double started_at;          /* ato_now() at spawn */
   /* the current wait */
@@ -96,7 +97,8 @@ struct ato_task {
 
 struct ato_rt {
   uv_loop_t loop;
-  lua_State *L;               /* main thread: runs the scheduler, never user code */
+  lua_State *L;               /* main thread: runs the scheduler (and only
+                                 finalizers and __tostring of user code) */
   ato_task *current;          /* task being resumed, NULL in the loop */
   lua_State *volatile running;/* thread executing Lua now (signal hook target) */
   int chain_ok;               /* can the running thread yield up to the scheduler? */
@@ -105,8 +107,6 @@ struct ato_rt {
   size_t nlive;
   unsigned long next_id, spawned;
   ato_task *main;
-  int pool_ref;               /* registry table: recycled coroutines */
-  int npool;
   ato_timerheap timers;
   uv_timer_t timer;
   int timer_armed;
@@ -117,6 +117,7 @@ struct ato_rt {
   uv_async_t wakeup;          /* signals wake the loop through this */
   volatile sig_atomic_t signal_pending, signal_count;
   int exit_signal;            /* first SIGINT/SIGTERM received, or 0 */
+  int interrupts;             /* raises by the signal hook so far */
   int exit_requested;         /* os.exit() */
   int exit_code;
   int main_failed;
@@ -135,6 +136,11 @@ void ato_rt_close (ato_rt *rt);                /* closes handles, Lua, the loop 
 ato_rt *ato_rt_get (lua_State *L);             /* the runtime owning L */
 uv_loop_t *ato_loop (lua_State *L);
 double ato_now (void);                         /* monotonic seconds */
+
+/* Child process groups that a forced exit (second SIGINT) must kill. Add
+   returns -1 when the list (1,024) is full; remove only what was added. */
+int  ato_child_group_add (int pgid);
+void ato_child_group_remove (int pgid);
 
 /* }====================================================== */
 
@@ -184,9 +190,6 @@ int ato_task_push_outcome (lua_State *L, ato_task *t, int handle_idx);
 void ato_waitq_push (ato_waitq *q, ato_task *t);
 ato_task *ato_waitq_first (const ato_waitq *q);
 void ato_waitq_wake_all (ato_waitq *q, ato_wake wake);
-
-/* The task whose coroutine is co, or NULL (any other coroutine). */
-ato_task *ato_task_of_thread (lua_State *co);
 
 #define ATO_TASK_META "ato.task"
 #define ATO_ERROR_META "ato.error"

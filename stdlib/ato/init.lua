@@ -53,11 +53,27 @@ end
 
 -- {====================================================== gather
 
+-- The error gather returns: the function's error wrapped, not modified
+-- (it may be shared or read-only), keeping its kind and message.
+local function indexed_failure(value, i)
+  local kind, message = "failed", nil
+  if type(value) == "table" then
+    if type(rawget(value, "kind")) == "string" then kind = rawget(value, "kind") end
+    message = rawget(value, "message")
+  end
+  if type(message) ~= "string" then
+    local ok, text = pcall(tostring, value)
+    message = ok and text or "(error object)"
+  end
+  return err(kind, message, {index = i, cause = value})
+end
+
 --- ato.gather(fns [, {limit=n}]) -> {r1, r2, ..., n=#fns}, or nil, err
 -- Runs every function of the list concurrently (at most `limit` at once)
 -- and returns their first results in the list's order. If one raises, the
--- others are cancelled and gather returns nil and that error, with
--- err.index naming the function.
+-- others are cancelled and gather returns nil and an error with the same
+-- kind and message, err.index naming the function and err.cause the
+-- original error value.
 function M.gather(fns, opts)
   if type(fns) ~= "table" then
     error("bad argument #1 to 'gather' (list of functions expected)", 2)
@@ -73,6 +89,10 @@ function M.gather(fns, opts)
   local workers = {}
 
   local function worker()
+    local finished <close> = setmetatable({}, {__close = function()
+      running = running - 1              -- whatever happened to this worker
+      done:signal()
+    end})
     while not failure and next_index <= n do
       local i = next_index
       next_index = i + 1
@@ -80,12 +100,9 @@ function M.gather(fns, opts)
       if ok then
         results[i] = value
       elseif not failure then
-        failure = type(value) == "table" and value or err("failed", tostring(value))
-        if failure.index == nil then failure.index = i end
+        failure = indexed_failure(value, i)
       end
     end
-    running = running - 1
-    done:signal()
   end
 
   local scope <close> = setmetatable({}, {__close = function()
@@ -134,26 +151,43 @@ local function count(ch) return ch.tail - ch.head + 1 end
 
 local function closed_error() return err("closed", "channel is closed") end
 
+-- Waits on c until the deadline (nil: none); true, or nil and a timeout
+-- error naming the operation and the caller's own timeout.
+local function wait_until(c, deadline, what, timeout)
+  if c:wait(deadline and math.max(0, deadline - M.now())) then return true end
+  return nil, err("timeout", ("channel %s timed out after %g s"):format(what, timeout),
+                  {seconds = timeout})
+end
+
 --- ch:send(value [, timeout]) -> true, or nil, err (kind "closed"/"timeout")
+-- On an unbuffered channel a send that fails (timeout, close, cancellation)
+-- takes its value back: no receiver gets a value whose send failed.
 function Channel:send(value, timeout)
   if value == nil then error("bad argument #1 to 'send' (value expected, got nil)", 2) end
   local deadline = timeout and M.now() + timeout
   while not self.closed and count(self) >= math.max(self.capacity, 1) do
-    local ok, e = self.writable:wait(deadline and math.max(0, deadline - M.now()))
+    local ok, e = wait_until(self.writable, deadline, "send", timeout)
     if not ok then return nil, e end
   end
   if self.closed then return nil, closed_error() end
   self.tail = self.tail + 1
   self.items[self.tail] = value
   self.sent = self.sent + 1
-  local ticket = self.sent
   self.readable:signal()
-  -- unbuffered: wait until a receiver has taken this value
-  while self.capacity == 0 and self.taken < ticket and not self.closed do
-    local ok, e = self.writable:wait(deadline and math.max(0, deadline - M.now()))
+  if self.capacity > 0 then return true end
+  local ticket = self.sent
+  local withdraw <close> = setmetatable({}, {__close = function()
+    if self.taken < ticket then          -- still ours: the only item queued
+      self.items[self.tail] = nil
+      self.tail, self.sent = self.tail - 1, self.sent - 1
+      self.writable:broadcast()
+    end
+  end})
+  while self.taken < ticket do
+    if self.closed then return nil, closed_error() end
+    local ok, e = wait_until(self.writable, deadline, "send", timeout)
     if not ok then return nil, e end
   end
-  if self.capacity == 0 and self.taken < ticket then return nil, closed_error() end
   return true
 end
 
@@ -162,7 +196,7 @@ function Channel:recv(timeout)
   local deadline = timeout and M.now() + timeout
   while count(self) == 0 do
     if self.closed then return nil end
-    local ok, e = self.readable:wait(deadline and math.max(0, deadline - M.now()))
+    local ok, e = wait_until(self.readable, deadline, "recv", timeout)
     if not ok then return nil, e end
   end
   local value = self.items[self.head]

@@ -57,13 +57,24 @@ local function secret_leaf(v)
   return "[redacted]"
 end
 
+local function protected_tostring(v)
+  local ok, s = pcall(tostring, v)
+  return ok and type(s) == "string" and s or "(" .. type(v) .. ")"
+end
+
+-- Keys are printed too: a secret used as a key is redacted like a value.
+local function safe_key(k)
+  if math.type(k) == "integer" then return k end
+  return (redact.text(type(k) == "string" and k or protected_tostring(k)))
+end
+
 local function sanitize_table(v, depth, seen, secret)
   if seen[v] then return "[cycle]" end
   if depth > MAX_DEPTH then return "[too deep]" end
   seen[v] = true
   local out = {}
   for k, x in pairs(v) do
-    local key = (type(k) == "string" or math.type(k) == "integer") and k or tostring(k)
+    local key = safe_key(k)
     local hidden = secret or (type(k) == "string" and redact.is_secret_name(k))
     if hidden and type(x) ~= "table" then out[key] = secret_leaf(x)
     else out[key] = sanitize(x, depth + 1, seen, hidden) end
@@ -80,11 +91,11 @@ function sanitize(v, depth, seen, secret)
   if t == "table" then
     local mt = getmetatable(v)
     if mt and mt.__tostring and not (mt.__name == "ato.error") then
-      return sanitize(tostring(v), depth, seen, secret)
+      return sanitize(protected_tostring(v), depth, seen, secret)
     end
     return sanitize_table(v, depth or 0, seen or {}, secret)
   end
-  return (redact.text(tostring(v)))       -- function, userdata, thread
+  return (redact.text(protected_tostring(v)))   -- function, userdata, thread
 end
 
 --- log.redacted(value) -> a copy with every secret redacted (also for REPLs)
@@ -94,10 +105,12 @@ function M.redacted(v) return sanitize(v, 0, {}, false) end
 
 -- {====================================================== formatting
 
+local function by_text(a, b) return tostring(a) < tostring(b) end
+
 local function sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
-  sort(keys)
+  sort(keys, by_text)                   -- integer and string keys mix
   return keys
 end
 
@@ -121,17 +134,25 @@ local function json_line(level, now, msg, fields)
   local parts = {'{"time":', encode(iso_time(now)), ',"level":', encode(level),
                  ',"msg":', encode(msg)}
   for _, k in ipairs(sorted_keys(fields)) do
-    local name = RESERVED[k] and "field_" .. k or k
+    local name = RESERVED[k] and "field_" .. k or tostring(k)
     parts[#parts + 1] = "," .. encode(name) .. ":" .. encode(fields[k])
   end
   parts[#parts + 1] = "}"
   return concat(parts)
 end
 
+-- One log record is one line: control characters (newlines, terminal
+-- escapes) in the message or keys could forge or hide lines.
+local function escape_controls(s)
+  return (s:gsub("%c", function(c)
+    return c == "\n" and "\\n" or c == "\t" and "\\t" or ("\\x%02x"):format(c:byte())
+  end))
+end
+
 local function human_value(v)
   if type(v) == "table" then return encode(v) end
   local s = tostring(v)
-  if s == "" or s:find('[%s"=]') then return (("%q"):format(s):gsub("\\\n", "\\n")) end
+  if s == "" or s:find('[%s"=%c]') then return (("%q"):format(s):gsub("\\\n", "\\n")) end
   return s
 end
 
@@ -142,9 +163,9 @@ local function human_line(level, now, msg, fields)
   local stamp = os.date("%H:%M:%S", secs) .. (".%03d"):format((now - secs) * 1000 // 1)
   local tag = ("%-5s"):format(level:upper())
   if color then tag = COLORS[level] .. tag .. "\27[0m" end
-  local parts = {stamp, tag, msg}
+  local parts = {stamp, tag, escape_controls(msg)}
   for _, k in ipairs(sorted_keys(fields)) do
-    parts[#parts + 1] = k .. "=" .. human_value(fields[k])
+    parts[#parts + 1] = escape_controls(tostring(k)) .. "=" .. human_value(fields[k])
   end
   return concat(parts, " ")
 end

@@ -117,6 +117,62 @@ describe("ato command line", function()
     assert.matches("deadlock", r.stderr)
   end)
 
+  it("says why when the main task is cancelled", function()
+    local r = run{"-e", "local ato = require 'ato'; ato.current():cancel(); ato.sleep(1)"}
+    assert.equal(1, r.code)
+    assert.matches("^ato: main task cancelled: task cancelled", r.stderr)
+  end)
+
+  it("keeps running tasks right after the main task's handle is collected", function()
+    local r = run{"-e", [[
+      local ato = require "ato"
+      ato.spawn(function()
+        ato.sleep(0.01)
+        for _ = 1, 200 do
+          collectgarbage()
+          local t = ato.spawn(function() ato.sleep(1) end)
+          t:cancel()
+          t:join()
+        end
+        print("supervisor finished")
+      end)]]}
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("supervisor finished\n", r.stdout)
+  end)
+
+  it("shuts down cleanly when a finalizer cancels a waiting task at exit", function()
+    local r = run{"-e", [[
+      local ato = require "ato"
+      local t = ato.spawn(function() ato.sleep(100) end)
+      setmetatable({}, {__gc = function() t:cancel() end})
+      ato.sleep(0.01)
+      os.exit(0)]]}
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.stderr)
+  end)
+
+  it("does not leave SIGPIPE ignored for os.execute and io.popen children", function()
+    local r = run{"-e", [[
+      local f = io.popen("grep SigIgn /proc/self/status")
+      print(f:read("a")) f:close()]]}
+    local mask = tonumber(r.stdout:match("SigIgn:%s*(%x+)"), 16)
+    assert.equal(0, mask & (1 << 12), "SIGPIPE (13) is ignored in children")
+  end)
+
+  it("takes the word after -- as a script, and rejects extra or missing values", function()
+    local f = write(dir .. "/-e", "print('a file named -e')")
+    local r = assert(ato.exec{support.ato_bin, "--", "-e", cwd = dir})
+    assert.equal("a file named -e\n", r.stdout)
+    os.remove(f)
+    assert.equal(2, run{"version", "--json", "extra"}.code)
+    local missing = run{"--log-level"}
+    assert.equal(2, missing.code)
+    assert.matches("and it is missing", missing.stderr)
+    local env = run({"-e", ""}, {env = {ATO_LOG_LEVEL = "loud"}})
+    assert.equal(0, env.code)
+    assert.matches("ignoring ATO_LOG_LEVEL='loud'", env.stderr)
+  end)
+
   it("os.exit ends with its status", function()
     assert.equal(3, run{"-e", "os.exit(3)"}.code)
     assert.equal(0, run{"-e", "os.exit(true)"}.code)
@@ -182,6 +238,13 @@ describe("signals", function()
       io.open(arg[1], "w"):close()
       ato.sleep(60)]])
     assert.equal(130, (interrupt(script, "INT INT")))
+  end)
+
+  it("a single SIGINT stops a loop that swallows errors with pcall", function()
+    local script = write(dir .. "/swallow.lua", [[
+      io.open(arg[1], "w"):close()
+      while true do pcall(function() for _ = 1, 1e7 do end end) end]])
+    assert.equal(130, (interrupt(script, "INT")))
   end)
 
   it("SIGTERM cancels likewise, exit 143", function()

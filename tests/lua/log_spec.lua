@@ -61,6 +61,14 @@ describe("ato.log", function()
     assert.matches("%d%d:%d%d:%d%d%.%d%d%d INFO  on a tty n=1", r.stdout)
   end)
 
+  it("keeps one record on one line: control characters are escaped", function()
+    local lines = log_lines([[log.info("two\nlines \27[31mred", {["k\nx"] = "v\nw"})]],
+                            {"--log-format", "human"})
+    assert.equal(1, #lines)
+    assert.matches("two\\nlines \\x1b%[31mred", lines[1])
+    assert.equal(1, #log_lines([[log.info("two\nlines")]]))
+  end)
+
   it("filters by level: debug only when asked", function()
     local code = [[log.debug("d") log.info("i") log.warn("w") log.error("e")]]
     assert.equal(3, #log_lines(code))
@@ -110,6 +118,15 @@ describe("ato.log", function()
         assert.truthy(text:find("SG.AAAA", 1, true))       -- a short prefix stays
       end)
     end
+
+    it("in table keys, at any depth", function()
+      local _, text = log_lines(("log.info('k', {[%q] = true, nested = {[%q] = 1}})"):format(KEY, GH),
+                                {"--log-format", "human"})
+      assert.is_nil(text:find(KEY, 1, true))
+      assert.is_nil(text:find(GH, 1, true))
+      local _, json = log_lines(("log.info('k', {[%q] = true})"):format(KEY))
+      assert.is_nil(json:find(KEY, 1, true))
+    end)
 
     it("in log.redacted copies", function()
       local log = require "ato.log"
