@@ -16,14 +16,18 @@ VERSION := 0.1.0
 # Everything the build, the tests and the benchmarks need, as Debian 12 packages.
 DEB_PKGS := gcc make pkg-config libc6-dev perl bsdutils time \
             liblua5.4-dev lua5.4 lua-cjson lua-busted \
-            libuv1-dev libcurl4-openssl-dev libcmocka-dev \
-            hyperfine nodejs
+            libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libcmocka-dev \
+            nginx-light openssl curl wrk socat hyperfine nodejs
 
 # Libraries linked into bin/ato itself. Heavy ones (libcurl pulls ~35 shared
 # libraries and costs ~5 ms of start-up) live in loadable modules instead, so
 # `ato -e ''` starts as fast as lua5.4 does.
 HOST_PKGS   := lua5.4 libuv
 MODULE_PKGS := libcurl
+# Each loadable module and what it links (libhttp-parser has no .pc file).
+MODULE_SRC  := bindings/httpc.c bindings/httpd.c
+LIBS_httpc  = $(shell pkg-config --libs libcurl)
+LIBS_httpd  = -lhttp_parser
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CSTD    := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DATO_VERSION='"$(VERSION)"'
@@ -39,8 +43,7 @@ BIN     ?= bin/ato
 LIBDIR  ?= lib/ato
 
 RUNTIME_SRC := $(wildcard runtime/*.c)
-# Modules linked into the host; every other bindings/*.c is a loadable module.
-MODULE_SRC  := bindings/http.c
+# bindings/*.c not in MODULE_SRC are linked into the host.
 HOSTBIND_SRC := $(filter-out $(MODULE_SRC),$(wildcard bindings/*.c))
 HOST_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME_SRC) $(HOSTBIND_SRC))
 CORE_OBJ    := $(filter-out $(BUILD)/runtime/main.o,$(HOST_OBJ))
@@ -76,7 +79,7 @@ $(BIN): $(HOST_OBJ)
 
 $(LIBDIR)/%.so: $(BUILD)/bindings/%.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -shared -o $@ $< $(LDFLAGS) $(EXTRA_LDFLAGS) $(shell pkg-config --libs $(MODULE_PKGS))
+	$(CC) $(CFLAGS_ALL) -shared -o $@ $< $(LDFLAGS) $(EXTRA_LDFLAGS) $(LIBS_$*)
 
 # C unit tests link the runtime objects (not main.o) and cmocka.
 $(BUILD)/tests/%: tests/c/%.c $(CORE_OBJ)

@@ -181,8 +181,8 @@ static int print_version (int json) {
   if (ato_rt_init(&rt) != 0) return 1;
   ato_host_setup(&rt);
   cjson = module_field(rt.L, "cjson", NULL, "_VERSION");
-  curl = module_field(rt.L, "ato.http", "version", "libcurl");
-  ssl = module_field(rt.L, "ato.http", "version", "ssl");
+  curl = module_field(rt.L, "ato.httpc", "version", "libcurl");
+  ssl = module_field(rt.L, "ato.httpc", "version", "ssl");
   if (cjson && strncmp(cjson, "lua-cjson ", 10) == 0) cjson += 10;
   if (json)
     printf("{\"ato\":\"%s\",\"lua\":\"%s\",\"libuv\":\"%s\",\"libcurl\":\"%s\","
@@ -193,7 +193,7 @@ static int print_version (int json) {
   else
     printf("ato %s\n%s\nlibuv %s\nlibcurl %s%s%s%s\nlua-cjson %s\n", ATO_VERSION,
            LUA_RELEASE, uv_version_string(),
-           curl ? curl : "(module ato.http not found)",
+           curl ? curl : "(module ato.httpc not found)",
            ssl ? " (" : "", ssl ? ssl : "", ssl ? ")" : "",
            cjson ? cjson : "(not found)");
   ato_rt_close(&rt);

@@ -265,15 +265,34 @@ static void on_close_grace (uv_timer_t *h) {
   uv_walk(h->loop, close_any, NULL);
 }
 
+int ato_rt_at_close (lua_State *L, void (*fn) (void *), void *data) {
+  ato_rt *rt = ato_rt_get(L);
+  int n = (int)(sizeof rt->at_close / sizeof rt->at_close[0]);
+  if (rt->nat_close >= n) return -1;
+  rt->at_close[rt->nat_close].fn = fn;
+  rt->at_close[rt->nat_close].data = data;
+  rt->nat_close++;
+  return 0;
+}
+
+static void run_at_close (ato_rt *rt) {
+  while (rt->nat_close > 0) {
+    rt->nat_close--;
+    rt->at_close[rt->nat_close].fn(rt->at_close[rt->nat_close].data);
+  }
+}
+
 void ato_rt_close (ato_rt *rt) {
   uv_timer_t grace;
   set_signal_handlers(SIG_DFL);
   signal_rt = NULL;
   rt->closing = 1;
   ato_sched_detach_all(rt);
+  run_at_close(rt);
   ato_sched_close_handles(rt);
   uv_close((uv_handle_t *)&rt->wakeup, NULL);
   uv_timer_init(&rt->loop, &grace);
+  uv_update_time(&rt->loop);  /* the cached time may be a long Lua run old */
   uv_timer_start(&grace, on_close_grace, CLOSE_GRACE_MS, 0);
   uv_unref((uv_handle_t *)&grace);
   uv_run(&rt->loop, UV_RUN_DEFAULT);

@@ -124,6 +124,8 @@ struct ato_rt {
   int deadlocked;
   unsigned long unobserved;   /* failed tasks nobody joined */
   int closing;                /* shutting down: no more resumes */
+  struct { void (*fn) (void *); void *data; } at_close[16];
+  int nat_close;
   int log_json;               /* --log-format: -1 auto, 0 human, 1 json */
   const char *log_level;
 };
@@ -136,6 +138,14 @@ void ato_rt_close (ato_rt *rt);                /* closes handles, Lua, the loop 
 ato_rt *ato_rt_get (lua_State *L);             /* the runtime owning L */
 uv_loop_t *ato_loop (lua_State *L);
 double ato_now (void);                         /* monotonic seconds */
+
+/*
+** Registers fn(data) to run at shutdown, after every task's pending
+** operation was detached and before the loop's last run: a module closes
+** its own handles there (with close callbacks that free them). Runs once,
+** in reverse order of registration. Returns -1 if the table (16) is full.
+*/
+int ato_rt_at_close (lua_State *L, void (*fn) (void *), void *data);
 
 /* Child process groups that a forced exit (second SIGINT) must kill. Add
    returns -1 when the list (1,024) is full; remove only what was added. */

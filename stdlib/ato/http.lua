@@ -1,0 +1,444 @@
+-- ato.http: the HTTP client playbooks use (and http.serve, the server).
+--
+--   local http = require "ato.http"
+--   local resp, err = http.get("https://api.sendgrid.com/v3/scopes",
+--                              {headers = {Authorization = "Bearer " .. key}})
+--   if not resp then error(err) end          -- transport failure: err.kind
+--   if resp.status == 200 then local body = resp:json() end
+--
+-- Transfers run on libcurl's multi interface inside the runtime's loop
+-- (ato.httpc, C): only the calling task waits. This module builds the
+-- request, retries, applies per-host limits and wraps the response.
+
+local ato = require "ato"
+local httpc = require "ato.httpc"
+local cjson = require "cjson"
+
+local type, pairs, ipairs, tostring, tonumber, error = type, pairs, ipairs, tostring, tonumber, error
+local setmetatable, rawget, select = setmetatable, rawget, select
+local concat, sort = table.concat, table.sort
+local floor, min, max, random = math.floor, math.min, math.max, math.random
+
+local M = {}
+
+M.version = httpc.version
+M.stats = httpc.stats
+
+local DEFAULTS = {
+  timeout = 60,              -- whole transfer, seconds (0: none)
+  connect_timeout = 10,
+  max_body = 64 * 1024 * 1024,
+  max_redirects = 10,
+  max_retry_delay = 60,      -- longest wait between attempts we accept
+  retry_base = 0.25,         -- backoff: base * 2^attempt, full jitter
+  retry_cap = 30,
+}
+
+local function misuse(fmt, ...)
+  error(fmt:format(...), 3)
+end
+
+-- {====================================================== headers
+
+-- Header lists keep the order and repeats of the wire; lookup by name is
+-- case-insensitive: h["content-type"], h:get(name), h:all(name).
+local ENTRIES, INDEX = {}, {}       -- private keys: no header name collides
+local Headers = {}
+local methods = {}
+
+local function new_headers(entries)
+  local index = {}
+  for i, e in ipairs(entries) do
+    local k = e[1]:lower()
+    local slot = index[k]
+    if slot then slot[#slot + 1] = i else index[k] = {i} end
+  end
+  return setmetatable({[ENTRIES] = entries, [INDEX] = index}, Headers)
+end
+
+--- h:get(name) -> the first value, or nil
+function methods:get(name)
+  local slot = self[INDEX][tostring(name):lower()]
+  return slot and self[ENTRIES][slot[1]][2]
+end
+
+--- h:all(name) -> list of every value (repeated headers), possibly empty
+function methods:all(name)
+  local out, slot = {}, self[INDEX][tostring(name):lower()]
+  for i, at in ipairs(slot or {}) do out[i] = self[ENTRIES][at][2] end
+  return out
+end
+
+--- h:list() -> {{name, value}, ...} in wire order (a copy)
+function methods:list()
+  local out = {}
+  for i, e in ipairs(self[ENTRIES]) do out[i] = {e[1], e[2]} end
+  return out
+end
+
+Headers.__index = function(self, k)
+  return methods[k] or methods.get(self, k)
+end
+
+-- pairs(h) walks name, value in wire order (repeats included)
+Headers.__pairs = function(self)
+  local i, entries = 0, self[ENTRIES]
+  return function()
+    i = i + 1
+    local e = entries[i]
+    if e then return e[1], e[2] end
+  end, self, nil
+end
+
+Headers.__len = function(self) return #self[ENTRIES] end
+Headers.__name = "ato.http.headers"
+
+-- "HTTP/1.1 200 OK\nName: value\n..." -> reason, headers
+local function parse_head(head)
+  local reason, entries = nil, {}
+  for line in head:gmatch("[^\n]+") do
+    if reason == nil and line:find("^HTTP/") then
+      reason = line:match("^HTTP/[%d.]+ %d+ ?(.*)$") or ""
+    else
+      local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
+      if name then entries[#entries + 1] = {name, value} end
+    end
+  end
+  return reason or "", new_headers(entries)
+end
+
+-- }======================================================
+
+-- {====================================================== responses
+
+local Response = {}
+Response.__name = "ato.http.response"
+
+-- headers and reason are parsed from the raw head on first use: most
+-- callers read only status and body.
+function Response.__index(self, k)
+  if k == "headers" or k == "reason" then
+    local reason, headers = parse_head(rawget(self, "head"))
+    rawset(self, "reason", reason)
+    rawset(self, "headers", headers)
+    return rawget(self, k)
+  end
+  return Response[k]
+end
+
+--- resp:json() -> the decoded body, or nil, err (kind "json")
+function Response:json()
+  local ok, value = pcall(cjson.decode, self.body)
+  if ok then return value end
+  return nil, ato.err("json", ("%s: body is not JSON: %s"):format(self.url, value))
+end
+
+function Response:__tostring()
+  return ("ato.http.response %d %s (%d bytes)"):format(self.status, self.url, #self.body)
+end
+
+-- The table from ato.httpc becomes the response (status, head, body, url,
+-- ip, elapsed, redirects, http_version) with ok added.
+local function wrap_response(raw)
+  raw.ok = raw.status >= 200 and raw.status < 300
+  return setmetatable(raw, Response)
+end
+
+-- }======================================================
+
+-- {====================================================== building requests
+
+local function url_encode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+M.url_encode = url_encode
+
+-- {a = 1, b = {"x", "y"}} -> "a=1&b=x&b=y" (keys sorted: stable URLs)
+local function encode_query(q)
+  local keys, parts = {}, {}
+  for k in pairs(q) do keys[#keys + 1] = tostring(k) end
+  sort(keys)
+  for _, k in ipairs(keys) do
+    local v = q[k]
+    if v == nil then v = q[tonumber(k)] end
+    if type(v) == "table" then
+      for _, x in ipairs(v) do parts[#parts + 1] = url_encode(k) .. "=" .. url_encode(x) end
+    elseif v ~= false then
+      parts[#parts + 1] = url_encode(k) .. (v == true and "" or "=" .. url_encode(v))
+    end
+  end
+  return concat(parts, "&")
+end
+M.encode_query = encode_query
+
+-- "https://user:pw@Host:443/x" -> "host", "host:443"; nil, nil when the
+-- URL is not http(s). Cached: playbooks hit the same few URLs over and over.
+local host_cache, host_cache_size = {}, 0
+
+local function url_host(url)
+  local hit = host_cache[url]
+  if hit then return hit[1], hit[2] end
+  local authority = url:match("^[hH][tT][tT][pP][sS]?://([^/?#]*)")
+  if not authority then return nil end
+  authority = authority:gsub("^.*@", ""):lower()
+  local host = authority:match("^%[(.-)%]") or authority:match("^[^:]*")
+  if host_cache_size >= 4096 then host_cache, host_cache_size = {}, 0 end
+  host_cache[url], host_cache_size = {host, authority}, host_cache_size + 1
+  return host, authority
+end
+
+local LOOPBACK = {["127.0.0.1"] = true, ["localhost"] = true, ["::1"] = true}
+
+local function check_header(name, value)
+  name, value = tostring(name), tostring(value)
+  if not name:find("^[!#$%%&'*+.^_`|~%w-]+$") then misuse("bad header name %q", name) end
+  if value:find("[\r\n%z]") then misuse("header %s: value holds a line break or NUL", name) end
+  return name .. ": " .. value
+end
+
+-- headers as {Name = "v"}, {Name = {"a", "b"}} or {{"Name", "v"}, ...}
+local NO_HEADERS = setmetatable({}, {__newindex = function() error("internal: shared table") end})
+
+local function header_lines(h)
+  if h == nil then return {}, NO_HEADERS end
+  local lines, seen = {}, {}
+  if type(h) ~= "table" then misuse("headers must be a table") end
+  for k, v in pairs(h) do
+    if type(k) == "number" then
+      if type(v) ~= "table" then misuse("headers[%d] must be a {name, value} pair", k) end
+      lines[#lines + 1] = check_header(v[1], v[2])
+      seen[tostring(v[1]):lower()] = true
+    elseif type(v) == "table" then
+      for _, x in ipairs(v) do lines[#lines + 1] = check_header(k, x) end
+      seen[k:lower()] = true
+    elseif v ~= false and v ~= nil then
+      lines[#lines + 1] = check_header(k, v)
+      seen[k:lower()] = true
+    end
+  end
+  sort(lines)                           -- deterministic on the wire
+  return lines, seen
+end
+
+local function opt_number(opts, key, minimum)
+  local v = opts[key]
+  if v == nil then return DEFAULTS[key] end  -- the common case: cheap
+  if type(v) ~= "number" or v ~= v or v < minimum then
+    misuse("option '%s' must be a number >= %d", key, minimum)
+  end
+  return v
+end
+
+-- Validates opts (misuse raises) and returns the transfer options for C,
+-- or nil, err for a URL that is not http(s) (an expected failure: URLs
+-- often come from data).
+local function build(opts)
+  if type(opts) ~= "table" then misuse("http.request expects a table of options") end
+  local url = opts.url
+  if type(url) ~= "string" then misuse("option 'url' must be a string") end
+  local method = opts.method or ((opts.body or opts.json ~= nil) and "POST" or "GET")
+  if type(method) ~= "string" or not method:find("^%a+$") then misuse("bad method %s", tostring(method)) end
+  method = method:upper()
+  if opts.query ~= nil then
+    if type(opts.query) ~= "table" then misuse("option 'query' must be a table") end
+    local q = encode_query(opts.query)
+    if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+  end
+  local host, authority = url_host(url)
+  if not host or host == "" then
+    return nil, ato.err("invalid", ("invalid URL (http or https expected): %s")
+      :format(require("ato.redact").text(url)))
+  end
+  local lines, seen = header_lines(opts.headers)
+  local body = opts.body
+  if body ~= nil and opts.json ~= nil then misuse("give 'body' or 'json', not both") end
+  if opts.json ~= nil then
+    body = cjson.encode(opts.json)
+    if not seen["content-type"] then lines[#lines + 1] = "Content-Type: application/json" end
+  elseif body ~= nil and type(body) ~= "string" then
+    misuse("option 'body' must be a string")
+  end
+  if opts.verify == false and not LOOPBACK[host] then
+    misuse("verify = false is only allowed for loopback hosts, not %s", host)
+  end
+  return {
+    method = method, url = url, headers = lines, body = body,
+    timeout = opt_number(opts, "timeout", 0),
+    connect_timeout = opt_number(opts, "connect_timeout", 0),
+    max_body = opt_number(opts, "max_body", 0),
+    max_redirects = opt_number(opts, "max_redirects", 0),
+    follow_redirects = opts.follow_redirects ~= false,
+    body_file = opts.body_file, ca_file = opts.ca_file, verify = opts.verify ~= false,
+  }, host, authority
+end
+
+-- }======================================================
+
+-- {====================================================== per-host limits
+
+local limits = {}                       -- "host" or "host:port" -> limiter
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+-- Waits for a free slot and a token; returns a <close> value releasing it.
+function Limiter:acquire()
+  while self.concurrency and self.inflight >= self.concurrency do
+    self.slots:wait()
+  end
+  self.inflight = self.inflight + 1
+  local release = setmetatable({}, {__close = function()
+    self.inflight = self.inflight - 1
+    self.slots:signal()
+  end})
+  if self.rate then
+    local ok, e = pcall(function()
+      while true do
+        local now = ato.now()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1 then self.tokens = self.tokens - 1 return end
+        ato.sleep((1 - self.tokens) / self.rate)
+      end
+    end)
+    if not ok then
+      getmetatable(release).__close()   -- cancelled while waiting for a token
+      error(e, 0)
+    end
+  end
+  return release
+end
+
+--- http.limit(host, {concurrency=, rate=, burst=}) caps requests to host
+-- (a name, or "name:port"): at most `concurrency` in flight and `rate` per
+-- second, with bursts up to `burst` (default: rate, at least 1). Retries
+-- count too. http.limit(host, nil) removes the limit.
+function M.limit(host, opts)
+  if type(host) ~= "string" or host == "" then misuse("bad argument #1 to 'limit' (host expected)") end
+  host = host:lower()
+  if opts == nil then limits[host] = nil return end
+  if type(opts) ~= "table" then misuse("bad argument #2 to 'limit' (table expected)") end
+  local c, r = opts.concurrency, opts.rate
+  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then misuse("concurrency must be an integer >= 1") end
+  if r ~= nil and (type(r) ~= "number" or r <= 0) then misuse("rate must be a number > 0") end
+  local burst = opts.burst or (r and max(1, r))
+  if burst ~= nil and (type(burst) ~= "number" or burst < 1) then misuse("burst must be a number >= 1") end
+  limits[host] = setmetatable({
+    concurrency = c, inflight = 0, slots = ato.cond(),
+    rate = r, burst = burst, tokens = burst or 0, stamp = ato.now(),
+  }, Limiter)
+end
+
+-- }======================================================
+
+-- {====================================================== retries
+
+local IDEMPOTENT = {GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true}
+
+local MONTHS = {Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12}
+
+-- Days since 1970-01-01 of a civil date (proleptic Gregorian).
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+--- http.parse_date("Sun, 06 Nov 1994 08:49:37 GMT") -> epoch seconds, or nil
+function M.parse_date(s)
+  local d, mon, y, H, Mi, S = tostring(s):match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not MONTHS[mon] then return nil end
+  return days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400
+         + tonumber(H) * 3600 + tonumber(Mi) * 60 + tonumber(S)
+end
+
+-- What the server asks us to wait: Retry-After (seconds or a date), or
+-- SendGrid's X-RateLimit-Reset (epoch seconds). nil when it says nothing.
+local function server_delay(resp)
+  local ra = resp.headers:get("retry-after")
+  if ra then
+    local secs = tonumber(ra)
+    if secs then return max(0, secs) end
+    local at = M.parse_date(ra)
+    if at then return max(0, at - ato.time()) end
+  end
+  local reset = tonumber(resp.headers:get("x-ratelimit-reset") or "")
+  if reset and resp.status == 429 then return max(0, reset - ato.time()) end
+  return nil
+end
+
+local function retryable(method, retry_post, resp, err)
+  if not (IDEMPOTENT[method] or retry_post) then return false end
+  if err then return err.kind == "connect" or err.kind == "timeout" end
+  return resp.status == 429 or (resp.status >= 500 and resp.status <= 599)
+end
+
+-- Full jitter (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
+local function backoff(attempt, base, cap)
+  return random() * min(cap, base * 2 ^ (attempt - 1))
+end
+
+-- }======================================================
+
+local function limiter_for(host, authority)
+  return limits[authority] or limits[host]
+end
+
+--- http.request(opts) -> response, or nil, err
+-- opts: url, method, query, headers, body | json, timeout, connect_timeout,
+-- retries, retry_post, max_retry_delay, follow_redirects, max_redirects,
+-- max_body, body_file, ca_file, verify (false only for loopback hosts).
+function M.request(opts)
+  local req, host, authority = build(opts)
+  if not req then return nil, host end
+  local retries = opts.retries or 0
+  if math.type(retries) ~= "integer" or retries < 0 then misuse("option 'retries' must be an integer >= 0") end
+  local max_delay = opt_number(opts, "max_retry_delay", 0)
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local raw, err
+    do
+      local limiter = limiter_for(host, authority)
+      local slot <close> = limiter and limiter:acquire()
+      raw, err = httpc.request(req)
+    end
+    local resp = raw and wrap_response(raw)
+    if attempt > retries or not retryable(req.method, opts.retry_post, resp, err) then
+      if resp then resp.attempts = attempt elseif err then err.attempts = attempt end
+      return resp, err
+    end
+    local delay = max(resp and server_delay(resp) or 0,
+                      backoff(attempt, DEFAULTS.retry_base, DEFAULTS.retry_cap))
+    if delay > max_delay then
+      if resp then resp.attempts = attempt elseif err then err.attempts = attempt end
+      return resp, err
+    end
+    ato.sleep(delay)
+  end
+end
+
+-- Shortcuts: http.get(url [, opts]), http.post(url [, opts]), ...
+local function shortcut(method)
+  return function(url, opts)
+    local o = {url = url, method = method}
+    if opts then
+      for k, v in pairs(opts) do if k ~= "url" and k ~= "method" then o[k] = v end end
+    end
+    return M.request(o)
+  end
+end
+
+M.get, M.head, M.post = shortcut("GET"), shortcut("HEAD"), shortcut("POST")
+M.put, M.patch, M.delete = shortcut("PUT"), shortcut("PATCH"), shortcut("DELETE")
+
+--- http.serve{host=, port=, handler=, ...} -> server (see ato.http.server)
+function M.serve(opts)
+  return require("ato.http.server").serve(opts)
+end
+
+return M
