@@ -26,7 +26,9 @@ HOST_PKGS   := lua5.4 libuv
 MODULE_PKGS := libcurl
 # Each loadable module and what it links (libhttp-parser has no .pc file).
 MODULE_SRC  := bindings/httpc.c bindings/httpd.c
-LIBS_httpc  = $(shell pkg-config --libs libcurl)
+# nodelete: curl's resolver threads may outlive a cancelled transfer
+# (CURLOPT_QUICK_EXIT), so its code must stay mapped after lua_close.
+LIBS_httpc  = $(shell pkg-config --libs libcurl) -Wl,-z,nodelete
 LIBS_httpd  = -lhttp_parser
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes

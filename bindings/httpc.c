@@ -42,6 +42,7 @@
 int luaopen_ato_httpc (lua_State *L);
 
 #define ENGINE_META "ato.httpc.engine"
+#define ENGINE_ANCHOR "ato.httpc.engine.instance"
 
 /* Easy handles kept for reuse: curl_easy_init costs more than the rest of
    a keep-alive request; a reset handle keeps its buffers (and the DNS and
@@ -79,12 +80,13 @@ struct transfer {
   CURL *easy;
   ato_task *task;
   struct curl_slist *req_headers;
-  char *req_body;             /* our copy: curl reads it during the transfer */
+  char *url;                  /* our copy, for error messages */
   buffer body;
   buffer head;                /* header lines of the last response, '\n'-ended */
   size_t max_body;
   int too_large;
-  int out_fd;                 /* body_file, or -1 */
+  int out_fd;                 /* the body file's temporary, or -1 */
+  char *out_temp, *out_path;  /* renamed temp -> path when the transfer succeeds */
   int write_errno;
   int done;
   CURLcode result;
@@ -189,8 +191,7 @@ static int on_socket (CURL *easy, curl_socket_t s, int what, void *userp,
   }
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&ctx->poll, events, on_poll);
-  return 0;
+  return uv_poll_start(&ctx->poll, events, on_poll) == 0 ? 0 : -1;
 }
 
 static void on_curl_timeout (uv_timer_t *h);
@@ -233,22 +234,42 @@ static void collect_done (engine *e) {
   }
 }
 
+/*
+** After a failed curl_multi_socket_action the multi handle is unusable
+** until every transfer is removed: end them all (their tasks get an error)
+** rather than leave tasks waiting forever.
+*/
+static void fail_all (engine *e, CURLMcode why) {
+  while (e->transfers) {
+    transfer *tr = e->transfers;
+    curl_multi_remove_handle(e->multi, tr->easy);
+    unlink_transfer(tr);
+    tr->result = CURLE_FAILED_INIT;
+    snprintf(tr->errbuf, sizeof tr->errbuf, "curl multi handle failed: %s",
+             curl_multi_strerror(why));
+    tr->done = 1;
+    if (tr->task) ato_task_wake(tr->task, ATO_WAKE_OK);
+  }
+}
+
+static void drive (engine *e, curl_socket_t fd, int flags) {
+  int running;
+  CURLMcode r = curl_multi_socket_action(e->multi, fd, flags, &running);
+  collect_done(e);
+  if (r != CURLM_OK) fail_all(e, r);
+}
+
 static void on_poll (uv_poll_t *h, int status, int events) {
   sockctx *ctx = h->data;
-  engine *e = ctx->e;
-  int flags = 0, running;
+  int flags = 0;
   if (status < 0) flags = CURL_CSELECT_ERR;   /* let curl find out what broke */
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  curl_multi_socket_action(e->multi, ctx->fd, flags, &running);
-  collect_done(e);
+  drive(ctx->e, ctx->fd, flags);
 }
 
 static void on_curl_timeout (uv_timer_t *h) {
-  engine *e = h->data;
-  int running;
-  curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  collect_done(e);
+  drive(h->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static void free_socket_ctx (uv_handle_t *h) {
@@ -279,13 +300,30 @@ static void give_easy (engine *e, CURL *easy) {
   }
 }
 
+/* A body file is written to a temporary next to it and renamed only when
+   the transfer succeeded: a failed download never destroys the old file. */
+static void finish_body_file (transfer *tr) {
+  if (tr->out_fd >= 0) close(tr->out_fd);
+  tr->out_fd = -1;
+  if (tr->out_temp == NULL) return;
+  if (tr->result == CURLE_OK && rename(tr->out_temp, tr->out_path) != 0) {
+    tr->write_errno = errno;
+    tr->result = CURLE_WRITE_ERROR;
+  }
+  if (tr->result != CURLE_OK) unlink(tr->out_temp);
+  free(tr->out_temp);
+  tr->out_temp = NULL;
+}
+
 static void free_transfer (transfer *tr) {
   if (tr->easy) give_easy(tr->e, tr->easy);
+  if (tr->result == CURLE_OK && !tr->done) tr->result = CURLE_ABORTED_BY_CALLBACK;
+  finish_body_file(tr);
   curl_slist_free_all(tr->req_headers);
-  free(tr->req_body);
+  free(tr->url);
+  free(tr->out_path);
   buf_free(&tr->body);
   buf_free(&tr->head);
-  if (tr->out_fd >= 0) close(tr->out_fd);
   free(tr);
 }
 
@@ -322,13 +360,27 @@ static engine *get_engine (lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-/* [-0, +1] Creates the engine userdata. */
-static engine *new_engine (lua_State *L) {
-  engine *e = lua_newuserdatauv(L, sizeof *e, 0);
+/*
+** [-0, +1] The runtime's engine: created by the first require, reused by
+** any later one (busted's insulation, package.loaded reset): the shutdown
+** hook holds a pointer to it, so it must never be collected or doubled.
+*/
+static engine *push_engine (lua_State *L) {
+  engine *e;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, ENGINE_ANCHOR) == LUA_TUSERDATA)
+    return lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  e = lua_newuserdatauv(L, sizeof *e, 0);
   memset(e, 0, sizeof *e);
   luaL_setmetatable(L, ENGINE_META);
   e->loop = ato_loop(L);
   if ((e->multi = curl_multi_init()) == NULL) luaL_error(L, "curl_multi_init failed");
+  if (ato_rt_at_close(L, engine_shutdown, e) != 0) {
+    curl_multi_cleanup(e->multi);
+    luaL_error(L, "ato.httpc: too many shutdown hooks");
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, ENGINE_ANCHOR);  /* never collected */
   uv_timer_init(e->loop, &e->timer);
   e->timer.data = e;
   curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
@@ -340,8 +392,6 @@ static engine *new_engine (lua_State *L) {
      the moment; ours come and go per request, so idle connections were
      closed whenever few transfers happened to be running */
   curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)MAX_IDLE_CONNECTIONS);
-  if (ato_rt_at_close(L, engine_shutdown, e) != 0)
-    luaL_error(L, "ato.httpc: too many shutdown hooks");
   return e;
 }
 
@@ -353,6 +403,7 @@ static engine *new_engine (lua_State *L) {
    protocol, invalid, io. */
 static const char *error_kind (const transfer *tr) {
   if (tr->too_large) return "too_large";
+  if (tr->write_errno) return "io";
   switch (tr->result) {
     case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
       return "dns";
@@ -372,22 +423,18 @@ static const char *error_kind (const transfer *tr) {
     case CURLE_SSL_ENGINE_NOTFOUND: case CURLE_SSL_ENGINE_SETFAILED:
     case CURLE_SSL_ENGINE_INITFAILED: case CURLE_USE_SSL_FAILED:
       return "tls";
-    case CURLE_WRITE_ERROR:
-      return tr->write_errno ? "io" : "protocol";
     default:
       return "protocol";
   }
 }
 
 /* [-0, +2] nil, err; the message names the URL with credentials redacted. */
-static int push_transfer_error (lua_State *L, transfer *tr, const char *url) {
+static int push_transfer_error (lua_State *L, transfer *tr) {
   const char *detail = tr->errbuf[0] ? tr->errbuf : curl_easy_strerror(tr->result);
   ato_redact_buf safe = ATO_REDACT_BUF_INIT;
-  const char *shown = url;
-  if (ato_redact_text(url, strlen(url), &safe) != ATO_REDACT_ENOMEM && safe.data)
+  const char *shown = "(url withheld)";
+  if (ato_redact_text(tr->url, strlen(tr->url), &safe) != ATO_REDACT_ENOMEM && safe.data)
     shown = safe.data;
-  else
-    shown = "(url withheld)";
   if (tr->too_large)
     ato_return_error(L, "too_large", "%s: response body over %I bytes", shown,
                      (lua_Integer)tr->max_body);
@@ -411,25 +458,29 @@ typedef struct request_opts {
   const char *method, *url, *body, *body_file, *ca_file;
   size_t body_len;
   double timeout, connect_timeout;
-  lua_Integer max_body, max_redirects;
+  curl_off_t max_body;
+  long max_redirects;
   int follow, verify;
 } request_opts;
 
+/* Strings only (a number converted here would not stay anchored). */
 static const char *opt_string (lua_State *L, const char *key, size_t *len) {
-  const char *s;
-  lua_getfield(L, 1, key);
-  if (lua_isnil(L, -1)) s = NULL;
-  else if ((s = lua_tolstring(L, -1, len)) == NULL)
-    luaL_error(L, "ato.httpc: option '%s' must be a string", key);
+  const char *s = NULL;
+  int t = lua_getfield(L, 1, key);
+  if (t == LUA_TSTRING) s = lua_tolstring(L, -1, len);
+  else if (t != LUA_TNIL) luaL_error(L, "ato.httpc: option '%s' must be a string", key);
   lua_pop(L, 1);                      /* the string stays anchored in opts */
   return s;
 }
 
+/* A number >= 0; math.huge is accepted and means "no limit". */
 static double opt_number (lua_State *L, const char *key, double dflt) {
-  double v;
-  lua_getfield(L, 1, key);
-  v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+  double v = dflt;
+  int t = lua_getfield(L, 1, key);
+  if (t == LUA_TNUMBER) v = lua_tonumber(L, -1);
+  else if (t != LUA_TNIL) luaL_error(L, "ato.httpc: option '%s' must be a number", key);
   lua_pop(L, 1);
+  if (!(v >= 0)) luaL_error(L, "ato.httpc: option '%s' must be >= 0", key);
   return v;
 }
 
@@ -441,8 +492,14 @@ static int opt_bool (lua_State *L, const char *key, int dflt) {
   return v;
 }
 
+/* Bytes as curl_off_t; infinite or huge means no limit. */
+static curl_off_t to_size (double v) {
+  return v >= 9.0e18 ? (curl_off_t)0 : (curl_off_t)v;
+}
+
 static void read_options (lua_State *L, request_opts *o) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  o->body_len = 0;                    /* also when there is no body */
   o->method = opt_string(L, "method", NULL);
   o->url = opt_string(L, "url", NULL);
   o->body = opt_string(L, "body", &o->body_len);
@@ -450,8 +507,8 @@ static void read_options (lua_State *L, request_opts *o) {
   o->ca_file = opt_string(L, "ca_file", NULL);
   o->timeout = opt_number(L, "timeout", 0);
   o->connect_timeout = opt_number(L, "connect_timeout", 0);
-  o->max_body = (lua_Integer)opt_number(L, "max_body", 64.0 * 1024 * 1024);
-  o->max_redirects = (lua_Integer)opt_number(L, "max_redirects", 10);
+  o->max_body = to_size(opt_number(L, "max_body", 64.0 * 1024 * 1024));
+  o->max_redirects = (long)opt_number(L, "max_redirects", 10);
   o->follow = opt_bool(L, "follow_redirects", 1);
   o->verify = opt_bool(L, "verify", 1);
   if (o->url == NULL) luaL_error(L, "ato.httpc: option 'url' is required");
@@ -466,7 +523,8 @@ static struct curl_slist *read_headers (lua_State *L) {
   n = lua_istable(L, -1) ? luaL_len(L, -1) : 0;
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
-    grown = lua_isstring(L, -1) ? curl_slist_append(list, lua_tostring(L, -1)) : NULL;
+    grown = lua_type(L, -1) == LUA_TSTRING
+              ? curl_slist_append(list, lua_tostring(L, -1)) : NULL;
     lua_pop(L, 1);
     if (grown == NULL) {
       curl_slist_free_all(list);
@@ -484,29 +542,46 @@ static struct curl_slist *read_headers (lua_State *L) {
   return grown;
 }
 
+/* Seconds to curl's milliseconds: 0 or infinite is "none", a positive
+   fraction of a millisecond is still a limit. */
 static long ms (double seconds) {
-  return seconds <= 0 ? 0 : (long)(seconds * 1000.0 + 0.5);
+  if (seconds <= 0 || seconds >= 2.0e6) return 0;
+  return seconds * 1000.0 < 1.0 ? 1L : (long)(seconds * 1000.0 + 0.5);
 }
 
-static void set_method (CURL *c, transfer *tr, const request_opts *o) {
-  if (o->body != NULL) {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, tr->req_body);
+/*
+** The method and body. POST uses curl's own POST, which a 301/302/303
+** turns into a GET as browsers do. Other methods are custom requests,
+** which curl would re-send unchanged to a redirect target, so they do not
+** follow redirects (the 3xx is returned). POST, PUT and PATCH always send a
+** body, empty if none was given, so that Content-Length: 0 goes out.
+*/
+static void set_method (CURL *c, const request_opts *o, int *follow) {
+  const char *m = o->method;
+  int sends_body = o->body != NULL || strcmp(m, "POST") == 0 ||
+                   strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+  if (sends_body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, o->body ? o->body : "");
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
   }
-  if (strcmp(o->method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  else if (strcmp(o->method, "GET") != 0 || o->body != NULL)
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, o->method);
-  /* a 301/302/303 turns a POST into a GET, as browsers do; keep the
-     method for 307/308 (curl's default) */
+  if (strcmp(m, "HEAD") == 0) {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(m, "POST") != 0 && (strcmp(m, "GET") != 0 || sends_body)) {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
+    *follow = 0;
+  }
 }
 
 /* Configures tr->easy from the options; 0, or a CURLcode. */
 static CURLcode configure (transfer *tr, const request_opts *o) {
   CURL *c = tr->easy;
+  int follow = o->follow && o->verify;  /* never follow unverified TLS away */
   CURLcode r = curl_easy_setopt(c, CURLOPT_URL, o->url);
   if (r != CURLE_OK) return r;
   curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)tr);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  /* do not wait for a resolver thread when a transfer is cancelled */
+  curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, tr->errbuf);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, tr);
@@ -517,18 +592,18 @@ static CURLcode configure (transfer *tr, const request_opts *o) {
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, tr->req_headers);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, (long)o->follow);
-  curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)o->max_redirects);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, o->max_redirects);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms(o->timeout));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms(o->connect_timeout));
-  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
+  if (tr->out_fd < 0) curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, o->max_body);
   curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   if (o->ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
   if (!o->verify) {                   /* the facade allows it for loopback only */
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  set_method(c, tr, o);
+  set_method(c, o, &follow);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, (long)follow);
   return CURLE_OK;
 }
 
@@ -567,25 +642,29 @@ static void push_response (lua_State *L, transfer *tr) {
    freeing the transfer. */
 static int push_outcome (lua_State *L) {
   transfer *tr = lua_touserdata(L, 1);
-  const char *url = lua_tostring(L, 2);
-  if (tr->result != CURLE_OK) return push_transfer_error(L, tr, url);
+  if (tr->result != CURLE_OK) return push_transfer_error(L, tr);
   push_response(L, tr);
   return 1;
 }
 
-/* ato_resume_fn: the transfer ended; the options table is still at 1. */
-static int resume_transfer (lua_State *L, ato_task *t, void *op, ato_wake wake) {
-  transfer *tr = op;
+/* [-0, +n] The outcome, then the transfer is freed whatever happens. */
+static int finish (lua_State *L, transfer *tr) {
   int top = lua_gettop(L), status;
-  (void)t;
-  (void)wake;                         /* no deadline: curl times out itself */
+  finish_body_file(tr);               /* a failed rename is the outcome too */
   lua_pushcfunction(L, push_outcome);
   lua_pushlightuserdata(L, tr);
-  lua_getfield(L, 1, "url");
-  status = lua_pcall(L, 2, LUA_MULTRET, 0);
+  status = lua_pcall(L, 1, LUA_MULTRET, 0);
   free_transfer(tr);
   if (status != LUA_OK) return lua_error(L);
   return lua_gettop(L) - top;
+}
+
+/* ato_resume_fn: the transfer ended (no deadline: curl times out itself,
+   so op is always the transfer). */
+static int resume_transfer (lua_State *L, ato_task *t, void *op, ato_wake wake) {
+  (void)t;
+  (void)wake;
+  return finish(L, op);
 }
 
 static transfer *new_transfer (engine *e, const request_opts *o) {
@@ -593,27 +672,39 @@ static transfer *new_transfer (engine *e, const request_opts *o) {
   if (tr == NULL) return NULL;
   tr->e = e;
   tr->out_fd = -1;
-  tr->max_body = o->max_body > 0 ? (size_t)o->max_body : 0;
-  if ((tr->easy = take_easy(e)) == NULL ||
-      (o->body && (tr->req_body = malloc(o->body_len + 1)) == NULL)) {
+  tr->max_body = o->max_body > 0 ? (size_t)o->max_body : SIZE_MAX;
+  if ((tr->easy = take_easy(e)) == NULL || (tr->url = strdup(o->url)) == NULL) {
     free_transfer(tr);
     return NULL;
   }
-  if (o->body) memcpy(tr->req_body, o->body, o->body_len + 1);
   return tr;
 }
 
-/* Opens body_file (mode 0600: a response may hold secrets); 0 or errno. */
+/* The body goes to "<dir>/.<name>.XXXXXX" (mode 0600: a response may hold
+   secrets), renamed over path on success; 0 or errno. */
 static int open_body_file (transfer *tr, const char *path) {
-  tr->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  return tr->out_fd < 0 ? errno : 0;
+  const char *slash = strrchr(path, '/');
+  size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+  size_t n = strlen(path) + 16;
+  if ((tr->out_temp = malloc(n)) == NULL || (tr->out_path = strdup(path)) == NULL)
+    return ENOMEM;
+  snprintf(tr->out_temp, n, "%.*s.%s.XXXXXX", (int)dirlen, path, path + dirlen);
+  if ((tr->out_fd = mkstemp(tr->out_temp)) < 0) {
+    int err = errno;
+    free(tr->out_temp);
+    tr->out_temp = NULL;
+    return err;
+  }
+  fcntl(tr->out_fd, F_SETFD, FD_CLOEXEC);  /* not inherited by ato.exec's children */
+  return 0;
 }
 
 /*
 ** httpc.request(opts) -> response table, or nil, err
 ** opts: method, url, headers (list of "Name: value"), body, timeout,
 ** connect_timeout, follow_redirects, max_redirects, max_body, body_file,
-** ca_file, verify. The facade validates and fills them.
+** ca_file, verify. The facade validates and fills them. The body string is
+** not copied: it stays on this frame's stack (slot 2) during the wait.
 */
 static int l_request (lua_State *L) {
   engine *e = get_engine(L);
@@ -626,6 +717,7 @@ static int l_request (lua_State *L) {
   read_options(L, &o);
   t = ato_task_enter(L, "http.request");
   lua_settop(L, 1);
+  lua_getfield(L, 1, "body");         /* slot 2: anchors the body we send */
   headers = read_headers(L);          /* may raise: before any allocation */
   if ((tr = new_transfer(e, &o)) == NULL) {
     curl_slist_free_all(headers);
@@ -639,12 +731,8 @@ static int l_request (lua_State *L) {
   if ((r = configure(tr, &o)) != CURLE_OK ||
       curl_multi_add_handle(e->multi, tr->easy) != CURLM_OK) {
     tr->result = r != CURLE_OK ? r : CURLE_FAILED_INIT;
-    lua_pushcfunction(L, push_outcome);
-    lua_pushlightuserdata(L, tr);
-    lua_pushstring(L, o.url);
-    err = lua_pcall(L, 2, 2, 0);
-    free_transfer(tr);
-    return err == LUA_OK ? 2 : lua_error(L);
+    tr->done = 1;
+    return finish(L, tr);
   }
   tr->task = t;
   tr->next = e->transfers;
@@ -707,9 +795,7 @@ int luaopen_ato_httpc (lua_State *L) {
   luaL_newmetatable(L, ENGINE_META);
   lua_pop(L, 1);
   lua_newtable(L);                    /* module */
-  new_engine(L);                      /* module engine */
-  lua_pushvalue(L, -1);               /* the shutdown hook points to it: */
-  lua_setfield(L, LUA_REGISTRYINDEX, ENGINE_META);  /* keep it alive */
+  push_engine(L);                     /* module engine */
   luaL_setfuncs(L, httpc_funcs, 1);   /* each function gets the engine */
   return 1;
 }

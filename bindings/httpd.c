@@ -6,15 +6,17 @@
 **     req:respond(200, {["Content-Type"] = "text/plain"}, "hello\n")
 **   end}
 **   srv:address()        --> "127.0.0.1", 8080
-**   srv:close([timeout]) --> true, once every connection is closed
+**   srv:close([timeout]) --> true, drained
 **
 ** listen options: host (an IPv4 or IPv6 literal, "127.0.0.1" by default:
 ** never every interface unless the caller names "0.0.0.0" or "::"), port
-** (0 picks a free one), dispatch (required), max_header (request line and
-** headers, 8 KiB), max_body (1 MiB), idle_timeout (a connection with no
-** request started, 60 s), read_timeout (a request started but not complete,
-** 30 s), max_connections (1024), backlog (511). Sizes in bytes, timeouts in
-** seconds. A failed bind or listen is nil, err; bad options raise.
+** (0 picks a free one), dispatch (required), max_header (request line,
+** headers and trailers, 8 KiB), max_body (1 MiB), idle_timeout (a
+** connection with no request started, 60 s), read_timeout (a request
+** started but not complete, 30 s), write_timeout (a response the client
+** does not read, 30 s), max_connections (1024), backlog (511). Sizes in
+** bytes, timeouts in seconds. A failed bind or listen is nil, err; bad
+** options raise.
 **
 ** Every complete request becomes a task that calls dispatch(req). The
 ** request is a plain table (fields cost nothing to read, handlers may add
@@ -24,11 +26,28 @@
 **
 **   req.method, req.target (raw request-target), req.path (raw, before
 **   '?'), req.query (raw, after '?', or nil), req.headers ({{name, value},
-**   ...} as received), req.body (a string, "" when none), req.http_version
-**   ("1.0"/"1.1"), req.keep_alive, req.remote (peer IP), req.remote_port
+**   ...} as received), req.trailers (the same for the trailer fields of a
+**   chunked body; nil when there were none: never merged into headers),
+**   req.body (a string, "" when none), req.http_version ("1.0"/"1.1"),
+**   req.keep_alive, req.remote (peer IP), req.remote_port
 **   req:header(name) -> first value (case-insensitive), req:header_all(name)
-**   req:respond(status, headers, body) -> true, or nil, err (kind "closed")
+**   req:respond(status, headers, body) -> true, or nil, err: kind "closed"
+**     (the connection is gone) or "timeout" (the client read nothing of
+**     the response for write_timeout)
 **   req:responded() -> whether respond was called
+**
+** Response headers are nil, a list of {name, value} pairs, or a map
+** name -> value or list of values: a table with a [1] is a list, any
+** other table a map, and a list with other keys too raises.
+**
+** The dispatch function runs in its task behind a small C frame whose
+** to-be-closed exchange answers 500 when the task ends with the request
+** unanswered, however it ends (returned, raised, cancelled): a request is
+** answered at the latest when its task ends. So a dispatch function that
+** hands req to another task and returns has its request answered 500 at
+** once (the other task's respond gets "closed"): it must wait itself. The
+** exchange's __gc does the same as a last resort (a task cancelled before
+** it ever ran).
 **
 ** Protocol. A connection answers its requests strictly one at a time:
 ** when a request is complete the parser is paused (http_parser_pause) and
@@ -37,13 +56,28 @@
 ** answered in order) and reading starts again. Limits get a real status,
 ** then the connection is closed: 431 (request line + headers over
 ** max_header; http_parser counts them, with its process-wide limit set to
-** this server's before each parse), 413 (a Content-Length over max_body,
-** answered before any body is read, or a chunked body growing past it),
-** 408 (read_timeout or idle_timeout passed), 400 (anything the parser
-** rejects). Over max_connections a connection is accepted and closed at
-** once, with no response: answering would need buffers for exactly the
-** connections we have no room for. "Expect: 100-continue" gets "HTTP/1.1
-** 100 Continue" before the body is read (or the 413 instead). A closing
+** this server's before each parse; trailers share that budget, counted as
+** name + value + 4 bytes each), 414 (the same limit reached within the
+** request-target), 413 (a Content-Length over max_body, answered before
+** any body is read, or a chunked body growing past it), 408 (read_timeout
+** passed), 417 (an Expect other than 100-continue), 505 (HTTP/2 and up),
+** 400 (anything the parser rejects, and what its lenient build lets
+** through but a proxy in front could read differently: a header name with
+** a space or tab in it, such as "Transfer-Encoding : chunked"; obs-fold
+** continuation lines; an HTTP/1.1 request without exactly one Host, or any
+** with more than one; an HTTP/0.9 request line; Content-Length together
+** with Transfer-Encoding, or twice). Over max_connections a connection is
+** accepted and closed at once, with no response: answering would need
+** buffers for exactly the connections we have no room for. "Expect:
+** 100-continue" gets "HTTP/1.1 100 Continue" before the body is read (or
+** the 413 instead). The body buffer grows as the body arrives (64 KiB are
+** reserved up front at most, whatever the Content-Length says). An idle
+** connection (no byte of a request yet) whose idle_timeout passes is
+** closed without a response. A response, or an error the server writes,
+** is checked every write_timeout: a check that finds no progress since the
+** previous one (the kernel took none of it: the client does not read)
+** aborts the connection, so a client reading nothing is dropped after one
+** to two write_timeouts, and a slow one that reads keeps going. A closing
 ** connection is shut down for writing, then drained until the peer's EOF
 ** (at most LINGER_MS): closing with unread input would send an RST that
 ** can destroy the response before the client reads it.
@@ -56,18 +90,19 @@
 ** (as a running task does). The dispatch function is its user value.
 **
 ** A connection (conn, malloc'ed) holds a TCP handle and a timer (idle,
-** read and linger timeouts); `nhandles` counts those whose close callback
-** has not run, and the callback that brings it to zero frees the conn;
-** nothing else frees it. conn_abort() is the one way to close it. The
-** request's exchange and the conn point at each other (ex->conn,
+** read, write and linger timeouts); `nhandles` counts those whose close
+** callback has not run, and the callback that brings it to zero frees the
+** conn; nothing else frees it. conn_abort() is the one way to close it.
+** The request's exchange and the conn point at each other (ex->conn,
 ** c->ex) while the request is unanswered or its response is being
 ** written; whichever side goes first clears the other's pointer: the conn
 ** when it closes (a later respond returns nil, "closed"), the exchange when
-** it is collected unanswered (the connection then answers 500 itself).
-** respond() waits with the exchange as its op: the write callback records
-** the status there and wakes the task; a cancelled respond (detach) aborts
-** the connection, since libuv must stop reading the body string, which
-** only the task's stack anchors, and a half-written response cannot be
+** its task ends (or it is collected) unanswered: the connection then
+** answers 500 itself. respond() builds the head in the conn's own buffer
+** and waits with the exchange as its op: the write callback records the
+** status there and wakes the task; a cancelled respond (detach) aborts the
+** connection, since libuv must stop reading the body string, which only
+** the task's stack anchors, and a half-written response cannot be
 ** continued anyway.
 **
 ** Callbacks never run user Lua and never resume a task: they call
@@ -82,12 +117,15 @@
 ** being received is still served, and every response written from then on
 ** says "Connection: close". close() then waits for the last connection (a
 ** wait queue of tasks, woken from the conn's free), or until its timeout,
-** when the rest are aborted. (So a handler that closes its own server
-** waits for its own request too: it should respond first, pass a timeout,
-** or close from another task.) __close and __gc start the same close
-** without waiting. At process exit the runtime's at-close hook aborts
-** every connection and listener of every server still open, and their
-** close callbacks run in the runtime's last loop run.
+** when the rest are aborted; without a timeout it waits write_timeout at
+** most, so that neither a stuck client nor a stuck handler holds it
+** forever (close(math.huge) waits without limit). It returns true and
+** whether every connection finished by itself (false: some were aborted).
+** (So a handler that closes its own server waits for its own request too:
+** it should respond first, or close from another task.) __close and __gc
+** start the same close without waiting. At process exit the runtime's
+** at-close hook aborts every connection and listener of every server still
+** open, and their close callbacks run in the runtime's last loop run.
 **
 ** A server's handles are unref'ed: a server does not keep ato running by
 ** itself (the process lives while tasks live, so SIGINT, which cancels
@@ -120,11 +158,13 @@
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_IDLE 60.0
 #define DEFAULT_READ 30.0
+#define DEFAULT_WRITE 30.0
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_BACKLOG 511
 #define MAX_HEADER_LIMIT 0x7fffffff   /* http_parser counts in a uint32_t */
 #define LINGER_MS 2000                 /* drain a closing connection this long */
 #define READ_BUF_SIZE 65536
+#define BODY_RESERVE 65536             /* reserved up front for a body, at most */
 #define MAX_SECONDS 1e9
 
 /* the key of a request table's exchange: its address is unique */
@@ -133,22 +173,28 @@ static const char handle_key = 0;
 typedef struct server server;
 typedef struct conn conn;
 
-/* Per Lua state: the servers not yet done (for the at-close hook) and the
+/* Per Lua state: the servers not yet done (for the at-close hook), the
+   shared metatables (registry refs: no lookup by name per request) and the
    buffer every connection reads into (its bytes are parsed at once). */
 typedef struct httpd_state {
   server *servers;
   int hooked;                 /* the at-close hook is registered */
+  int req_mt, ex_mt;          /* registry refs of the two metatables */
   char rbuf[READ_BUF_SIZE];
 } httpd_state;
 
 typedef enum {
   PH_IDLE,                    /* no byte of a request yet: idle timer */
   PH_READING,                 /* a request started: read timer */
-  PH_DISPATCHED,              /* complete; its task runs; not reading */
-  PH_WRITING,                 /* its response is being written */
-  PH_CLOSING,                 /* a server-generated error is being written */
+  PH_DISPATCHED,              /* complete; its task runs; not reading; no timer */
+  PH_WRITING,                 /* its response is being written: write timer */
+  PH_CLOSING,                 /* a server-generated error is being written:
+                                 write timer */
   PH_LINGER                   /* shut down for writing: draining to EOF */
 } conn_phase;
+
+/* A growable byte buffer (malloc'ed) */
+typedef struct hbuf { char *p; size_t n, cap; } hbuf;
 
 /* A header as offsets into conn.arena */
 typedef struct hfield { size_t name, nlen, value, vlen; } hfield;
@@ -157,7 +203,8 @@ typedef struct hfield { size_t name, nlen, value, vlen; } hfield;
 typedef struct exchange {
   conn *conn;                 /* NULL once answered or the conn is gone */
   ato_task *task;             /* waiting in respond for the write */
-  int wstatus;                /* the write's status, for respond_resume */
+  int wstatus;                /* the write's status, for respond_resume:
+                                 UV_ETIMEDOUT for write_timeout */
   unsigned char responded;
 } exchange;
 
@@ -183,13 +230,22 @@ struct conn {
   unsigned char close_after;  /* close once the response is written */
   unsigned char continuing;   /* a "100 Continue" write is pending */
   unsigned char last_value;   /* the last header callback was a value */
+  unsigned char url_done;     /* the request-target was read to its end */
+  unsigned char headers_done; /* later fields are trailers */
+  unsigned char in_head;      /* parsing a header or trailer section */
+  unsigned char lf;           /* the last byte scanned there was an LF */
   /* the request being received */
   char *arena;                /* its target, then header names and values */
   size_t alen, acap, url_len;
-  hfield *fields;
-  size_t nfields, fcap;
+  hfield *fields;             /* its headers, then its trailers */
+  size_t nfields, fcap, hcount;  /* hcount: the headers among the fields */
   char *body;
-  size_t blen, bcap;
+  size_t blen, bcap, clen;    /* clen: its Content-Length, 0 if chunked */
+  /* the bytes being parsed (conn_feed), and how far the head was scanned
+     for obs-fold */
+  const char *feed_end, *scan;
+  size_t wqueue;              /* libuv's write queue at the last check */
+  hbuf rhead;                 /* the response's status line and headers */
   /* bytes received after a complete request (pipelining) */
   char *pending;
   size_t plen, poff;
@@ -210,24 +266,25 @@ struct server {
   int self_ref;               /* anchors the userdata until done */
   int nwaiting;               /* tasks in close(): conns are ref'ed */
   size_t max_header, max_body, max_conns;
-  uint64_t idle_ms, read_ms;
+  uint64_t idle_ms, read_ms, write_ms;
   int port;
   char host[INET6_ADDRSTRLEN];
   unsigned char tcp_open;     /* listener initialised, close cb not run */
   unsigned char spare_busy;   /* spare initialised, close cb not run */
   unsigned char stalled;      /* a connection waits to be accepted */
   unsigned char closing;
+  unsigned char forced;       /* connections were aborted by the close */
   unsigned char done;
 };
 
 /* {====================================================== text */
 
-/* The standard reason phrase, or one for the status class. */
+/* The standard reason phrase, or one for the status class (statuses are
+   200 to 599 here: respond checks them, and ours are all standard). */
 static const char *status_reason (int status) {
   const char *r = http_status_str((enum http_status)status);
   if (r != NULL && r[0] != '<') return r;     /* "<unknown>" otherwise */
   switch (status / 100) {
-    case 1: return "Informational";
     case 2: return "Success";
     case 3: return "Redirection";
     case 4: return "Client Error";
@@ -325,6 +382,7 @@ static void conn_free (conn *c) {
   free(c->fields);
   free(c->body);
   free(c->pending);
+  free(c->rhead.p);
   free(c);
   if (s->closing && s->nconns == 0)
     ato_waitq_wake_all(&s->closers, ATO_WAKE_OK);
@@ -360,6 +418,15 @@ static void conn_abort (conn *c) {
   unlink_exchange(c, UV_ECANCELED);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
   uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+/*
+** A write was started (a response, or an error of ours): the timer watches
+** that it makes progress. libuv has already written what the socket took.
+*/
+static void arm_write_timer (conn *c) {
+  c->wqueue = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  uv_timer_start(&c->timer, on_timer, c->srv->write_ms, 0);
 }
 
 static void on_alloc (uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -432,40 +499,48 @@ static void reply_error (conn *c, int status) {
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_error_written))
     conn_abort(c);
+  else
+    arm_write_timer(c);
 }
 
 static void on_timer (uv_timer_t *h) {
   conn *c = h->data;
+  size_t q;
   if (c->closing) return;
-  if (c->phase == PH_LINGER) conn_abort(c);
-  else if (c->phase == PH_IDLE || c->phase == PH_READING) reply_error(c, 408);
+  switch (c->phase) {
+    case PH_IDLE:             /* nothing to answer: close quietly */
+    case PH_LINGER:
+      conn_abort(c);
+      break;
+    case PH_READING:
+      reply_error(c, 408);
+      break;
+    case PH_WRITING:
+    case PH_CLOSING:
+      q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+      if (q < c->wqueue) {    /* the client reads: give it more time */
+        c->wqueue = q;
+        uv_timer_start(&c->timer, on_timer, c->srv->write_ms, 0);
+        break;
+      }
+      unlink_exchange(c, UV_ETIMEDOUT);   /* respond tells why */
+      conn_abort(c);
+      break;
+    case PH_DISPATCHED:       /* no timer runs then */
+      break;
+  }
 }
 
 /* }====================================================== */
 
 /* {====================================================== dispatching */
 
-/* [-0, +1, m] The request table; returns its exchange, not yet linked. */
-static exchange *push_request (lua_State *L, conn *c) {
-  const http_parser *p = &c->parser;
-  const char *url = c->arena ? c->arena : "";
-  const char *q = c->url_len ? memchr(url, '?', c->url_len) : NULL;
-  exchange *ex;
+/* [-0, +1, m] The fields from..to of c as a list of {name, value} pairs */
+static void push_fields (lua_State *L, const conn *c, size_t from,
+                         size_t to) {
   size_t i;
-  luaL_checkstack(L, 6, NULL);
-  lua_createtable(L, 0, 12);
-  lua_pushstring(L, http_method_str((enum http_method)p->method));
-  lua_setfield(L, -2, "method");
-  lua_pushlstring(L, url, c->url_len);
-  lua_setfield(L, -2, "target");
-  lua_pushlstring(L, url, q ? (size_t)(q - url) : c->url_len);
-  lua_setfield(L, -2, "path");
-  if (q != NULL) {
-    lua_pushlstring(L, q + 1, c->url_len - (size_t)(q - url) - 1);
-    lua_setfield(L, -2, "query");
-  }
-  lua_createtable(L, (int)c->nfields, 0);
-  for (i = 0; i < c->nfields; i++) {
+  lua_createtable(L, (int)(to - from), 0);
+  for (i = from; i < to; i++) {
     const hfield *f = &c->fields[i];
     size_t vlen = f->vlen;
     while (vlen > 0 && (c->arena[f->value + vlen - 1] == ' ' ||
@@ -476,12 +551,43 @@ static exchange *push_request (lua_State *L, conn *c) {
     lua_rawseti(L, -2, 1);
     lua_pushlstring(L, vlen ? c->arena + f->value : "", vlen);
     lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_rawseti(L, -2, (lua_Integer)(i - from) + 1);
   }
+}
+
+/*
+** [-0, +2, m] The request table and its exchange (also in the table),
+** not yet linked to c.
+*/
+static exchange *push_request (lua_State *L, conn *c) {
+  const http_parser *p = &c->parser;
+  const httpd_state *st = c->srv->state;
+  const char *url = c->arena ? c->arena : "";
+  const char *q = c->url_len ? memchr(url, '?', c->url_len) : NULL;
+  exchange *ex;
+  luaL_checkstack(L, 8, NULL);
+  lua_createtable(L, 0, 13);
+  lua_pushstring(L, http_method_str((enum http_method)p->method));
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, url, c->url_len);
+  lua_setfield(L, -2, "target");
+  lua_pushlstring(L, url, q ? (size_t)(q - url) : c->url_len);
+  lua_setfield(L, -2, "path");
+  if (q != NULL) {
+    lua_pushlstring(L, q + 1, c->url_len - (size_t)(q - url) - 1);
+    lua_setfield(L, -2, "query");
+  }
+  push_fields(L, c, 0, c->hcount);
   lua_setfield(L, -2, "headers");
+  if (c->nfields > c->hcount) {
+    push_fields(L, c, c->hcount, c->nfields);
+    lua_setfield(L, -2, "trailers");
+  }
   lua_pushlstring(L, c->blen ? c->body : "", c->blen);
   lua_setfield(L, -2, "body");
-  lua_pushfstring(L, "%d.%d", (int)p->http_major, (int)p->http_minor);
+  if (p->http_minor == 1) lua_pushliteral(L, "1.1");  /* major is 1 here */
+  else if (p->http_minor == 0) lua_pushliteral(L, "1.0");
+  else lua_pushfstring(L, "1.%d", (int)p->http_minor);
   lua_setfield(L, -2, "http_version");
   lua_pushboolean(L, c->keep_alive);
   lua_setfield(L, -2, "keep_alive");
@@ -491,10 +597,36 @@ static exchange *push_request (lua_State *L, conn *c) {
   lua_setfield(L, -2, "remote_port");
   ex = lua_newuserdatauv(L, sizeof *ex, 0);
   memset(ex, 0, sizeof *ex);
-  luaL_setmetatable(L, EXCHANGE_META);
-  lua_rawsetp(L, -2, &handle_key);
-  luaL_setmetatable(L, REQUEST_META);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->ex_mt);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, -3, &handle_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->req_mt);
+  lua_setmetatable(L, -3);
   return ex;
+}
+
+/*
+** The body of a request's task: dispatch(req), with the exchange as a
+** to-be-closed variable, whose __close (ex_close) answers 500 if the
+** request is still unanswered when the task ends, however it ends: by
+** returning, by an error or by a cancellation (the runtime resets a failed
+** coroutine, which closes it too).
+*/
+static int serve_k (lua_State *L, int status, lua_KContext ctx) {
+  (void)L;
+  (void)status;
+  (void)ctx;
+  return 0;                   /* closes the exchange */
+}
+
+static int serve_request (lua_State *L) {   /* dispatch req ex */
+  lua_settop(L, 3);
+  lua_toclose(L, 3);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_callk(L, 1, 0, 0, serve_k);
+  return serve_k(L, LUA_OK, 0);
 }
 
 /*
@@ -504,12 +636,14 @@ static exchange *push_request (lua_State *L, conn *c) {
 static int dispatch_aux (lua_State *L) {
   conn *c = lua_touserdata(L, 1);
   exchange *ex;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->self_ref);  /* c srv */
-  lua_getiuservalue(L, -1, 1);                         /* c srv dispatch */
-  ex = push_request(L, c);                             /* c srv dispatch req */
+  lua_pushcfunction(L, serve_request);                 /* c serve */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->self_ref);
+  lua_getiuservalue(L, -1, 1);
+  lua_remove(L, -2);                                   /* c serve dispatch */
+  ex = push_request(L, c);                         /* c serve dispatch req ex */
   ex->conn = c;
   c->ex = ex;
-  ato_task_spawn(L, 1);                                /* c srv task */
+  ato_task_spawn(L, 3);                                /* c task */
   return 0;
 }
 
@@ -565,12 +699,37 @@ static int refuse (conn *c, int status) {
   return -1;                  /* any non-zero stops the parser */
 }
 
+/*
+** obs-fold. http_parser (built lenient) joins a header line that starts
+** with a space or a tab to the previous value; a proxy in front of us may
+** not. We refuse it: the bytes of every header and trailer section are
+** scanned once, up to the end of each callback's data and, at the end of
+** a feed, to the end of what was parsed, for an LF followed by SP or HTAB.
+** (Field names and values hold no LF, so the LFs seen are line ends.) Only
+** a continuation of blanks alone can follow the last value unseen, which
+** changes nothing.
+*/
+static int scan_head (conn *c, const char *end) {
+  const char *p = c->scan;
+  int lf = c->lf;
+  for (; p < end; p++) {
+    if (lf && (*p == ' ' || *p == '\t')) return -1;
+    lf = *p == '\n';
+  }
+  c->lf = (unsigned char)lf;
+  if (end > c->scan) c->scan = end;
+  return 0;
+}
+
 static int on_message_begin (http_parser *p) {
   conn *c = p->data;
-  c->alen = c->url_len = c->nfields = c->blen = 0;
+  c->alen = c->url_len = c->nfields = c->hcount = c->blen = c->clen = 0;
   c->last_value = 0;
   c->complete = 0;
   c->reject = 0;
+  c->url_done = c->headers_done = 0;
+  c->in_head = 1;
+  c->lf = 0;
   c->phase = PH_READING;
   uv_timer_start(&c->timer, on_timer, c->srv->read_ms, 0);
   return 0;
@@ -578,13 +737,35 @@ static int on_message_begin (http_parser *p) {
 
 static int on_url (http_parser *p, const char *at, size_t len) {
   conn *c = p->data;
+  /* The parser ends the target at a byte after it: a call ending at the
+     end of the data is only a part of it. */
+  if (at + len < c->feed_end) {
+    c->url_done = 1;
+    /* "GET /" CRLF: HTTP/0.9, the only way the parser sets 0.9 */
+    if (p->http_major == 0 && p->http_minor == 9) return refuse(c, 400);
+  }
   if (arena_add(c, at, len) != 0) return refuse(c, 500);
   c->url_len += len;
   return 0;
 }
 
+/* Trailers share max_header with the head: the parser gives them a fresh
+   count of their own, so we count them as name + value + 4 bytes each. */
+static int trailers_fit (const conn *c) {
+  return c->alen + 4 * c->nfields <= c->srv->max_header;
+}
+
 static int on_header_field (http_parser *p, const char *at, size_t len) {
   conn *c = p->data;
+  size_t i;
+  if (c->headers_done && !c->in_head) {   /* the trailer section starts */
+    c->in_head = 1;
+    c->scan = at;
+    c->lf = 0;
+  }
+  if (scan_head(c, at + len) != 0) return refuse(c, 400);
+  for (i = 0; i < len; i++)   /* "Content-Length : 5" is not Content-Length */
+    if (at[i] == ' ' || at[i] == '\t') return refuse(c, 400);
   if (c->nfields == 0 || c->last_value) {  /* a new header */
     hfield *f;
     if (c->nfields == c->fcap) {
@@ -601,6 +782,7 @@ static int on_header_field (http_parser *p, const char *at, size_t len) {
   }
   if (arena_add(c, at, len) != 0) return refuse(c, 500);
   c->fields[c->nfields - 1].nlen += len;
+  if (c->headers_done && !trailers_fit(c)) return refuse(c, 431);
   return 0;
 }
 
@@ -608,6 +790,7 @@ static int on_header_value (http_parser *p, const char *at, size_t len) {
   conn *c = p->data;
   hfield *f;
   if (c->nfields == 0) return refuse(c, 400);  /* the parser prevents it */
+  if (scan_head(c, at + len) != 0) return refuse(c, 400);
   f = &c->fields[c->nfields - 1];
   if (!c->last_value) {
     f->value = c->alen;
@@ -615,19 +798,28 @@ static int on_header_value (http_parser *p, const char *at, size_t len) {
   }
   if (arena_add(c, at, len) != 0) return refuse(c, 500);
   f->vlen += len;
+  if (c->headers_done && !trailers_fit(c)) return refuse(c, 431);
   return 0;
 }
 
-/* Did the client send "Expect: 100-continue"? */
-static int expects_continue (const conn *c) {
+/*
+** The Expect headers: 1 for "100-continue", 0 for none, -1 for any other
+** expectation (answered 417). An empty value expects nothing.
+*/
+static int expectation (const conn *c) {
   size_t i;
-  for (i = 0; i < c->nfields; i++) {
+  int r = 0;
+  for (i = 0; i < c->hcount; i++) {
     const hfield *f = &c->fields[i];
-    if (name_is(c->arena + f->name, f->nlen, "expect") &&
-        has_token(c->arena + f->value, f->vlen, "100-continue"))
-      return 1;
+    const char *v = c->arena + f->value;
+    size_t n = f->vlen;
+    if (!name_is(c->arena + f->name, f->nlen, "expect")) continue;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+    if (n == 0) continue;
+    if (!name_is(v, n, "100-continue")) return -1;
+    r = 1;
   }
-  return 0;
+  return r;
 }
 
 static void on_continue_written (uv_write_t *w, int status) {
@@ -651,17 +843,30 @@ static int on_headers_complete (http_parser *p) {
   int has_length = p->content_length != ULLONG_MAX;  /* no Content-Length */
   int has_body = (p->flags & F_CHUNKED) ||
                  (has_length && p->content_length > 0);
+  int expect;
+  size_t i, hosts = 0;
+  c->hcount = c->nfields;
+  c->headers_done = 1;
+  c->in_head = 0;
+  if (p->http_major == 0) return refuse(c, 400);     /* HTTP/0.9 */
+  if (p->http_major > 1) return refuse(c, 505);
+  for (i = 0; i < c->hcount; i++)
+    hosts += name_is(c->arena + c->fields[i].name, c->fields[i].nlen, "host");
+  if (hosts > 1 || (hosts == 0 && p->http_minor >= 1))
+    return refuse(c, 400);    /* RFC 9112, section 3.2 */
   c->keep_alive = (unsigned char)http_should_keep_alive(p);
+  if ((expect = expectation(c)) < 0) return refuse(c, 417);
   if (has_length && p->content_length > c->srv->max_body)
     return refuse(c, 413);    /* before reading any of it */
-  if (has_body && p->http_major == 1 && p->http_minor >= 1 &&
-      expects_continue(c))
+  if (has_length) c->clen = (size_t)p->content_length;  /* <= max_body */
+  if (has_body && expect && p->http_minor >= 1)  /* 1.0: ignored */
     send_continue(c);
-  if (has_length && p->content_length > c->bcap) {  /* <= max_body */
-    char *b = realloc(c->body, (size_t)p->content_length);
+  if (c->clen > c->bcap && c->bcap < BODY_RESERVE) {  /* grows in on_body */
+    size_t cap = c->clen < BODY_RESERVE ? c->clen : BODY_RESERVE;
+    char *b = realloc(c->body, cap);
     if (b == NULL) return refuse(c, 500);
     c->body = b;
-    c->bcap = (size_t)p->content_length;
+    c->bcap = cap;
   }
   return 0;
 }
@@ -670,10 +875,13 @@ static int on_body (http_parser *p, const char *at, size_t len) {
   conn *c = p->data;
   if (len > c->srv->max_body - c->blen) return refuse(c, 413);
   if (len > c->bcap - c->blen) {
+    /* up to the Content-Length (the parser never passes more), or
+       max_body for a chunked body */
+    size_t limit = c->clen ? c->clen : c->srv->max_body;
     size_t cap = c->bcap ? c->bcap : 4096;
     char *b;
     while (cap - c->blen < len) cap *= 2;
-    if (cap > c->srv->max_body) cap = c->srv->max_body;
+    if (cap > limit) cap = limit;
     if ((b = realloc(c->body, cap)) == NULL) return refuse(c, 500);
     c->body = b;
     c->bcap = cap;
@@ -687,6 +895,7 @@ static int on_body (http_parser *p, const char *at, size_t len) {
 static int on_message_complete (http_parser *p) {
   conn *c = p->data;
   c->complete = 1;
+  c->in_head = 0;
   http_parser_pause(p, 1);
   return 0;
 }
@@ -704,11 +913,15 @@ static const http_parser_settings settings = {
 static void conn_feed (conn *c, const char *data, size_t len, int pending) {
   size_t n;
   enum http_errno e;
+  c->scan = data;
+  c->feed_end = data + len;
   /* the limit is process-wide; only this thread parses */
   http_parser_set_max_header_size((uint32_t)c->srv->max_header);
   n = http_parser_execute(&c->parser, &settings, data, len);
   e = HTTP_PARSER_ERRNO(&c->parser);
-  if (e == HPE_PAUSED && c->complete) {
+  if (e == HPE_OK && c->in_head && scan_head(c, data + n) != 0) {
+    reply_error(c, 400);      /* an obs-fold at the end of the data */
+  } else if (e == HPE_PAUSED && c->complete) {
     if (pending) {
       c->poff += n;
     } else if (n < len) {
@@ -722,8 +935,10 @@ static void conn_feed (conn *c, const char *data, size_t len, int pending) {
     }
     dispatch(c);
   } else if (e != HPE_OK) {
-    reply_error(c, c->reject ? c->reject
-                             : e == HPE_HEADER_OVERFLOW ? 431 : 400);
+    int status = c->reject;
+    if (status == 0 && e == HPE_HEADER_OVERFLOW)  /* within the target? */
+      status = c->phase == PH_READING && !c->url_done ? 414 : 431;
+    reply_error(c, status ? status : 400);
   } else if (pending) {
     c->poff = c->plen;
   }
@@ -758,7 +973,10 @@ static void conn_next (conn *c) {
   }
   if (c->closing) return;
   if (c->phase == PH_IDLE) {
-    if (s->closing) {           /* an idle connection of a closing server */
+    /* on_response_written finishes the connection of a closing server
+       instead of coming here; only a finalizer run by a GC step in
+       conn_feed (dispatch allocates) could close the server meanwhile */
+    if (s->closing) {
       conn_abort(c);
       return;
     }
@@ -893,7 +1111,11 @@ static void server_begin_close (server *s) {
 static void server_force (server *s) {
   conn *c;
   server_begin_close(s);
-  for (c = s->conns; c != NULL; c = c->next) conn_abort(c);
+  for (c = s->conns; c != NULL; c = c->next)
+    if (!c->closing) {
+      s->forced = 1;
+      conn_abort(c);
+    }
 }
 
 /* The runtime shuts down (ato_rt_at_close): every handle closes now. */
@@ -954,26 +1176,31 @@ static int close_resume (lua_State *L, ato_task *t, void *op, ato_wake wake) {
   if (op != NULL) close_waited(s);
   if (wake == ATO_WAKE_TIMEOUT) server_force(s);  /* the grace is over */
   lua_pushboolean(L, 1);
-  return 1;
+  lua_pushboolean(L, !s->forced);
+  return 2;
 }
 
 /*
-** server:close([timeout]) -> true, once every connection is closed (or
-** the timeout passed and the rest were aborted). The close starts before
-** anything can raise: a caller that cannot wait still closed the server.
+** server:close([timeout]) -> true, drained: once every connection is
+** closed, or once the timeout (write_timeout by default) passed and the
+** rest were aborted (drained is false when some connection was aborted,
+** by this close or an earlier one). The close starts before anything but
+** the server's own check can raise: a caller that cannot wait, or passes a
+** bad timeout, still closed the server.
 */
 static int srv_close (lua_State *L) {
   server *s = check_server(L);
-  lua_Number timeout = -1;
+  lua_Number timeout = (lua_Number)s->write_ms / 1000;
   ato_task *t;
+  server_begin_close(s);
   if (!lua_isnoneornil(L, 2)) {
     timeout = luaL_checknumber(L, 2);
     luaL_argcheck(L, timeout >= 0, 2, "timeout must be a number >= 0");
   }
-  server_begin_close(s);
   if (s->nconns == 0) {
     lua_pushboolean(L, 1);
-    return 1;
+    lua_pushboolean(L, !s->forced);
+    return 2;
   }
   t = ato_task_enter(L, "server:close");
   lua_settop(L, 1);           /* close_resume finds the server there */
@@ -1001,12 +1228,20 @@ static int srv_tostring (lua_State *L) {
 
 /* {====================================================== request methods */
 
-/* [-0, +1] The exchange of the request at idx (pushed), or raises. */
+/*
+** [-0, +1] The exchange of the request at idx (pushed), or raises. The
+** request methods have the state as their upvalue.
+*/
 static exchange *check_request (lua_State *L, int idx) {
-  exchange *ex;
+  const httpd_state *st = lua_touserdata(L, lua_upvalueindex(1));
+  exchange *ex = NULL;
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_rawgetp(L, idx, &handle_key);
-  ex = luaL_testudata(L, -1, EXCHANGE_META);
+  if (lua_rawgetp(L, idx, &handle_key) == LUA_TUSERDATA &&
+      lua_getmetatable(L, -1)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->ex_mt);
+    if (lua_rawequal(L, -1, -2)) ex = lua_touserdata(L, -3);
+    lua_pop(L, 2);
+  }
   if (ex == NULL) luaL_argerror(L, idx, "ato.httpd request expected");
   return ex;
 }
@@ -1105,11 +1340,15 @@ static int req_tostring (lua_State *L) {
   return 1;
 }
 
-/* A collected exchange that was never answered: the server answers. */
-static int ex_gc (lua_State *L) {
+/*
+** The request's task ended (__close), or its exchange is collected (__gc,
+** the last resort): if it was never answered, the server answers 500. One
+** being answered by another task is left to finish.
+*/
+static int ex_close (lua_State *L) {
   exchange *ex = lua_touserdata(L, 1);
   conn *c = ex->conn;
-  if (c != NULL) {
+  if (c != NULL && !ex->responded) {
     ex->conn = NULL;
     c->ex = NULL;
     reply_error(c, 500);
@@ -1124,8 +1363,25 @@ static int ex_gc (lua_State *L) {
 typedef struct head_info {
   int close;                  /* the handler sent "Connection: close" */
   int has_date, has_server;
-  lua_Integer n;              /* strings in the flat list */
 } head_info;
+
+/* Appends to b; a NULL b only checks (the connection is gone). Raises
+   without memory. */
+static void hb_add (lua_State *L, hbuf *b, const char *s, size_t n) {
+  if (b == NULL) return;
+  if (n > b->cap - b->n) {
+    size_t cap = b->cap ? b->cap : 512;
+    char *p;
+    while (cap - b->n < n) cap *= 2;
+    if ((p = realloc(b->p, cap)) == NULL) luaL_error(L, "not enough memory");
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+}
+
+#define hb_lit(L, b, s) hb_add(L, b, "" s, sizeof(s) - 1)
 
 static int is_tchar (int ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
@@ -1133,11 +1389,11 @@ static int is_tchar (int ch) {
 }
 
 /*
-** Checks one header (name and value at absolute indices) and appends it
-** to the flat list at `flat` as two strings. A response cannot be split by
-** a value: CR, LF and NUL are refused.
+** Checks one header (name and value at absolute indices; the value slot
+** may be converted to a string in place) and appends "name: value" CRLF
+** to b. A response cannot be split by a value: CR, LF and NUL are refused.
 */
-static void add_header (lua_State *L, int flat, int ni, int vi,
+static void add_header (lua_State *L, hbuf *b, int ni, int vi,
                         head_info *hi) {
   size_t nlen, vlen, i;
   const char *name, *value;
@@ -1151,99 +1407,86 @@ static void add_header (lua_State *L, int flat, int ni, int vi,
   if (lua_type(L, vi) != LUA_TSTRING && lua_type(L, vi) != LUA_TNUMBER)
     luaL_error(L, "respond: value of header '%s' must be a string or a "
                "number (got %s)", name, luaL_typename(L, vi));
-  lua_pushvalue(L, vi);
-  value = lua_tolstring(L, -1, &vlen);   /* a number converts in the copy */
+  value = lua_tolstring(L, vi, &vlen);   /* a number converts in its slot */
   for (i = 0; i < vlen; i++)
     if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
       luaL_error(L, "respond: value of header '%s' contains a line break "
                  "or a NUL byte", name);
-  if (name_is(name, nlen, "content-length") ||
-      name_is(name, nlen, "transfer-encoding"))
-    luaL_error(L, "respond: header '%s' is set by respond itself", name);
-  if (name_is(name, nlen, "connection")) {  /* ours says keep-alive or close */
-    if (has_token(value, vlen, "close")) hi->close = 1;
-    lua_pop(L, 1);
-    return;
+  switch (lower((unsigned char)name[0])) {   /* the few names we look at */
+    case 'c':
+      if (name_is(name, nlen, "content-length"))
+        luaL_error(L, "respond: header '%s' is set by respond itself", name);
+      if (name_is(name, nlen, "connection")) {  /* ours: keep-alive or close */
+        if (has_token(value, vlen, "close")) hi->close = 1;
+        return;
+      }
+      break;
+    case 't':
+      if (name_is(name, nlen, "transfer-encoding"))
+        luaL_error(L, "respond: header '%s' is set by respond itself", name);
+      break;
+    case 'd':
+      if (name_is(name, nlen, "date")) hi->has_date = 1;
+      break;
+    case 's':
+      if (name_is(name, nlen, "server")) hi->has_server = 1;
+      break;
   }
-  if (name_is(name, nlen, "date")) hi->has_date = 1;
-  if (name_is(name, nlen, "server")) hi->has_server = 1;
-  lua_pushvalue(L, ni);
-  lua_rawseti(L, flat, ++hi->n);
-  lua_rawseti(L, flat, ++hi->n);         /* the value string */
+  hb_add(L, b, name, nlen);
+  hb_lit(L, b, ": ");
+  hb_add(L, b, value, vlen);
+  hb_lit(L, b, "\r\n");
 }
 
 /*
-** [-0, +1] The headers argument at idx (nil, a list of {name, value}
-** pairs, or a map name -> value or list of values) as a flat list of
-** strings, checked. Raises on anything malformed.
+** The headers argument at idx: nil, a list of {name, value} pairs (a table
+** with a [1]), or a map name -> value or list of values (any other
+** table); checked and appended to b. A list with other keys than 1..n
+** raises: the two readings would disagree. Raises on anything malformed.
 */
-static void collect_headers (lua_State *L, int idx, head_info *hi) {
-  int flat;
-  lua_newtable(L);
-  flat = lua_gettop(L);
+static void add_headers (lua_State *L, int idx, hbuf *b, head_info *hi) {
+  int top = lua_gettop(L);
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
-  if (lua_rawlen(L, idx) > 0) {          /* a list of pairs */
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
-    for (i = 1; i <= n; i++) {
-      if (lua_rawgeti(L, idx, i) != LUA_TTABLE)
+  if (lua_rawgeti(L, idx, 1) != LUA_TNIL) {   /* a list of pairs */
+    lua_Integer i, n;
+    for (i = 1; lua_type(L, -1) != LUA_TNIL; i++) {   /* top+1: pair i */
+      if (lua_type(L, -1) != LUA_TTABLE)
         luaL_error(L, "respond: header %d must be a {name, value} pair "
                    "(got %s)", (int)i, luaL_typename(L, -1));
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      add_header(L, flat, flat + 2, flat + 3, hi);
-      lua_settop(L, flat);
+      lua_rawgeti(L, top + 1, 1);
+      lua_rawgeti(L, top + 1, 2);
+      add_header(L, b, top + 2, top + 3, hi);
+      lua_settop(L, top);
+      lua_rawgeti(L, idx, i + 1);
+    }
+    n = i - 1;
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {           /* top+1: key, top+2: value */
+      lua_Integer k = lua_tointeger(L, top + 1);
+      if (!lua_isinteger(L, top + 1) || k < 1 || k > n)
+        luaL_error(L, "respond: headers mix a list of pairs with other "
+                   "keys (key %s)", luaL_tolstring(L, top + 1, NULL));
+      lua_settop(L, top + 1);
     }
     return;
   }
+  lua_pop(L, 1);
   lua_pushnil(L);
-  while (lua_next(L, idx)) {             /* flat key value */
-    if (lua_istable(L, -1)) {            /* repeated: a list of values */
-      lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+  while (lua_next(L, idx)) {             /* top+1: key, top+2: value */
+    if (lua_type(L, top + 2) == LUA_TTABLE) {  /* repeated: a list */
+      lua_Integer i, n = (lua_Integer)lua_rawlen(L, top + 2);
       for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, flat + 2, i);     /* flat key list value */
-        add_header(L, flat, flat + 1, flat + 3, hi);
-        lua_settop(L, flat + 2);
+        lua_rawgeti(L, top + 2, i);      /* top+3: a value */
+        add_header(L, b, top + 1, top + 3, hi);
+        lua_settop(L, top + 2);
       }
     } else {
-      add_header(L, flat, flat + 1, flat + 2, hi);
+      add_header(L, b, top + 1, top + 2, hi);
     }
-    lua_settop(L, flat + 1);
+    lua_settop(L, top + 1);
   }
-}
-
-/* [-0, +1, m] The status line and headers, as one string. */
-static void push_head (lua_State *L, int status, int flat,
-                       const head_info *hi, size_t blen, int close) {
-  luaL_Buffer b;
-  char line[128];
-  lua_Integer i;
-  luaL_buffinit(L, &b);
-  snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status,
-           status_reason(status));
-  luaL_addstring(&b, line);
-  for (i = 1; i < hi->n; i += 2) {
-    lua_rawgeti(L, flat, i);
-    luaL_addvalue(&b);
-    luaL_addstring(&b, ": ");
-    lua_rawgeti(L, flat, i + 1);
-    luaL_addvalue(&b);
-    luaL_addstring(&b, "\r\n");
-  }
-  if (status != 204 && status != 304) {
-    snprintf(line, sizeof line, "Content-Length: %zu\r\n", blen);
-    luaL_addstring(&b, line);
-  }
-  luaL_addstring(&b, close ? "Connection: close\r\n"
-                           : "Connection: keep-alive\r\n");
-  if (!hi->has_date) {
-    luaL_addstring(&b, "Date: ");
-    luaL_addstring(&b, http_date());
-    luaL_addstring(&b, "\r\n");
-  }
-  if (!hi->has_server) luaL_addstring(&b, "Server: ato/" ATO_VERSION "\r\n");
-  luaL_addstring(&b, "\r\n");
-  luaL_pushresult(&b);
 }
 
 /* The write completed (or was cancelled by conn_abort, which woke the
@@ -1269,6 +1512,10 @@ static int respond_resume (lua_State *L, ato_task *t, void *op,
   exchange *ex = op;
   (void)t;
   (void)wake;                 /* no deadline: always ATO_WAKE_OK */
+  if (ex->wstatus == UV_ETIMEDOUT)
+    return ato_return_error(L, "timeout", "respond: the client read none "
+                            "of the response for write_timeout; the "
+                            "connection was aborted");
   if (ex->wstatus < 0)
     return ato_return_error(L, "closed", "respond: the connection closed "
                             "(%s)", uv_strerror(ex->wstatus));
@@ -1279,18 +1526,22 @@ static int respond_resume (lua_State *L, ato_task *t, void *op,
 /*
 ** req:respond(status, headers, body) -> true, or nil, err. Waits until
 ** the response is written: the body stays anchored on this stack, and a
-** slow client slows its handler down.
+** slow client slows its handler down (write_timeout at most without
+** progress). The status line and headers go straight into the conn's head
+** buffer (only checked when the connection is gone).
 */
 static int req_respond (lua_State *L) {
   exchange *ex;
   lua_Integer status;
-  const char *body, *head;
-  size_t blen = 0, hlen;
-  head_info hi = {0, 0, 0, 0};
+  const char *body;
+  size_t blen = 0;
+  head_info hi = {0, 0, 0};
   ato_task *t;
   conn *c;
+  hbuf *hb;
   uv_buf_t bufs[2];
-  int close, r, nbufs = 1;
+  char line[64];
+  int close, r, n, nbufs = 1;
   lua_settop(L, 4);
   ex = check_request(L, 1);                       /* 5: the exchange */
   status = lua_tointeger(L, 2);  /* strictly an integer: not "200", 2e2 */
@@ -1298,22 +1549,39 @@ static int req_respond (lua_State *L) {
                 "status must be an integer from 200 to 599");
   body = luaL_optlstring(L, 4, NULL, &blen);
   luaL_argcheck(L, blen <= UINT_MAX, 4, "body too large");  /* uv_buf_t */
-  luaL_argcheck(L, blen == 0 || (status != 204 && status != 304), 4,
-                "a 204 or 304 response has no body");
+  luaL_argcheck(L, blen == 0 || (status != 204 && status != 205 &&
+                                 status != 304), 4,
+                "a 204, 205 or 304 response has no body");
   if (ex->responded) return luaL_error(L, "respond: the request was "
                                        "already answered");
-  collect_headers(L, 3, &hi);                     /* 6: flat headers */
-  t = ato_task_enter(L, "respond");
   c = ex->conn;
-  if (c == NULL) {
+  hb = c != NULL ? &c->rhead : NULL;
+  if (hb != NULL) hb->n = 0;
+  n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", (int)status,
+               status_reason((int)status));
+  hb_add(L, hb, line, (size_t)n);
+  add_headers(L, 3, hb, &hi);
+  t = ato_task_enter(L, "respond");
+  if ((c = ex->conn) == NULL) {  /* hb is NULL then: no wait since */
     ex->responded = 1;
     return ato_return_error(L, "closed", "respond: the connection is closed");
   }
   close = !c->keep_alive || c->upgrade || c->srv->closing || hi.close;
-  push_head(L, (int)status, 6, &hi, blen, close); /* 7: status and headers */
+  if (status != 204 && status != 304) {   /* 205: "Content-Length: 0" */
+    n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", blen);
+    hb_add(L, hb, line, (size_t)n);
+  }
+  if (close) hb_lit(L, hb, "Connection: close\r\n");
+  else hb_lit(L, hb, "Connection: keep-alive\r\n");
+  if (!hi.has_date) {
+    hb_lit(L, hb, "Date: ");
+    hb_add(L, hb, http_date(), strlen(http_date()));
+    hb_lit(L, hb, "\r\n");
+  }
+  if (!hi.has_server) hb_lit(L, hb, "Server: ato/" ATO_VERSION "\r\n");
+  hb_lit(L, hb, "\r\n");
   ex->responded = 1;
-  head = lua_tolstring(L, 7, &hlen);
-  bufs[0] = uv_buf_init((char *)head, (unsigned int)hlen);
+  bufs[0] = uv_buf_init(hb->p, (unsigned int)hb->n);
   if (blen > 0 && !c->head) {   /* a HEAD response has no body */
     bufs[1] = uv_buf_init((char *)body, (unsigned int)blen);
     nbufs = 2;
@@ -1327,6 +1595,7 @@ static int req_respond (lua_State *L) {
     return ato_return_error(L, "closed", "respond: %s", uv_strerror(r));
   }
   c->phase = PH_WRITING;
+  arm_write_timer(c);
   ex->task = t;
   ex->wstatus = 0;
   return ato_task_wait(L, t, ex, respond_detach, respond_resume, -1);
@@ -1338,7 +1607,7 @@ static int req_respond (lua_State *L) {
 
 static const char *const listen_options[] = {
   "host", "port", "dispatch", "max_header", "max_body", "idle_timeout",
-  "read_timeout", "max_connections", "backlog", NULL
+  "read_timeout", "write_timeout", "max_connections", "backlog", NULL
 };
 
 static int opt_error (lua_State *L, const char *name, const char *expected) {
@@ -1451,6 +1720,7 @@ static int l_listen (lua_State *L) {
                                 (lua_Integer)(SIZE_MAX >> 2));
   s->idle_ms = opt_ms(L, "idle_timeout", DEFAULT_IDLE);
   s->read_ms = opt_ms(L, "read_timeout", DEFAULT_READ);
+  s->write_ms = opt_ms(L, "write_timeout", DEFAULT_WRITE);
   s->max_conns = (size_t)opt_int(L, "max_connections",
                                  DEFAULT_MAX_CONNECTIONS, 1, INT_MAX);
   backlog = opt_int(L, "backlog", DEFAULT_BACKLOG, 1, INT_MAX);
@@ -1509,7 +1779,9 @@ static const luaL_Reg request_methods[] = {
   {NULL, NULL}
 };
 
-static void create_metatables (lua_State *L) {
+/* [-0, +0] The metatables, created once per Lua state; the request's and
+   the exchange's are kept as registry refs in st. */
+static void create_metatables (lua_State *L, httpd_state *st) {
   if (luaL_newmetatable(L, SERVER_META)) {
     luaL_setfuncs(L, server_meta, 0);
     luaL_newlib(L, server_methods);
@@ -1517,17 +1789,23 @@ static void create_metatables (lua_State *L) {
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, EXCHANGE_META)) {
-    lua_pushcfunction(L, ex_gc);
+    lua_pushcfunction(L, ex_close);
     lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, ex_close);
+    lua_setfield(L, -2, "__close");
   }
-  lua_pop(L, 1);
+  if (st->ex_mt == 0) st->ex_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+  else lua_pop(L, 1);
   if (luaL_newmetatable(L, REQUEST_META)) {
     lua_pushcfunction(L, req_tostring);
     lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, request_methods);
+    luaL_newlibtable(L, request_methods);
+    lua_pushlightuserdata(L, st);
+    luaL_setfuncs(L, request_methods, 1);
     lua_setfield(L, -2, "__index");
   }
-  lua_pop(L, 1);
+  if (st->req_mt == 0) st->req_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+  else lua_pop(L, 1);
 }
 
 /* [-0, +1] The state of this Lua state, created (and hooked) once. */
@@ -1552,9 +1830,10 @@ static httpd_state *push_state (lua_State *L) {
 int luaopen_ato_httpd (lua_State *L);  /* loaded by require, not linked */
 
 int luaopen_ato_httpd (lua_State *L) {
-  create_metatables(L);
+  httpd_state *st;
   lua_newtable(L);
-  push_state(L);
+  st = push_state(L);
+  create_metatables(L, st);
   lua_pushcclosure(L, l_listen, 1);
   lua_setfield(L, -2, "listen");
   return 1;

@@ -91,6 +91,7 @@ http {
     root %s/html;
     location = /ping { return 200 "pong"; }
     location = /redirect { return 302 /1k.txt; }
+    location = /see-other { return 303 /ping; }
     location = /loop { return 302 /loop; }
     location = /repeat { add_header X-Rep a; add_header X-Rep b; return 200 "r"; }
     location = /sink { access_log %s/body.log body; proxy_pass http://127.0.0.1:%d/ping; }
@@ -220,9 +221,11 @@ end
 -- reset the connection before the client reads the reply.
 local READ_REQUEST = [[
 len=0 got=
+req="$(dirname "$0")/requests.txt"
 while IFS= read -r line; do
   line=${line%"$(printf '\r')"}
   [ -z "$line" ] && break
+  printf '%s\n' "$line" >> "$req"
   got=1
   case "$line" in [Cc]ontent-[Ll]ength:*) len=${line#*:}; len=${len# } ;; esac
 done
@@ -231,8 +234,9 @@ done
 ]]
 
 --- Runs socat as a fake server on a free port until the returned stop();
---- for each connection, reads the request, then runs the shell code
---- `reply`, whose output is the raw response.
+--- for each connection, reads the request (its head is appended to
+--- <dir>/requests.txt), then runs the shell code `reply`, whose output is
+--- the raw response. Returns port, stop, dir.
 function M.fake_server(reply)
   local dir, cleanup = M.tmpdir()
   local script = dir .. "/reply.sh"

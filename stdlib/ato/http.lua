@@ -15,7 +15,8 @@ local httpc = require "ato.httpc"
 local cjson = require "cjson"
 
 local type, pairs, ipairs, tostring, tonumber, error = type, pairs, ipairs, tostring, tonumber, error
-local setmetatable, rawget, select = setmetatable, rawget, select
+local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, rawget, rawset
+local redact = require "ato.redact"
 local concat, sort = table.concat, table.sort
 local floor, min, max, random = math.floor, math.min, math.max, math.random
 
@@ -34,8 +35,10 @@ local DEFAULTS = {
   retry_cap = 30,
 }
 
+-- Misuse raises; request() re-raises it at its caller's line.
+local MISUSE = {}
 local function misuse(fmt, ...)
-  error(fmt:format(...), 3)
+  error(setmetatable({message = fmt:format(...)}, MISUSE), 0)
 end
 
 -- {====================================================== headers
@@ -118,7 +121,7 @@ Response.__name = "ato.http.response"
 -- callers read only status and body.
 function Response.__index(self, k)
   if k == "headers" or k == "reason" then
-    local reason, headers = parse_head(rawget(self, "head"))
+    local reason, headers = parse_head(rawget(self, "head") or "")
     rawset(self, "reason", reason)
     rawset(self, "headers", headers)
     return rawget(self, k)
@@ -130,11 +133,11 @@ end
 function Response:json()
   local ok, value = pcall(cjson.decode, self.body)
   if ok then return value end
-  return nil, ato.err("json", ("%s: body is not JSON: %s"):format(self.url, value))
+  return nil, ato.err("json", ("%s: body is not JSON: %s"):format(redact.text(self.url), value))
 end
 
 function Response:__tostring()
-  return ("ato.http.response %d %s (%d bytes)"):format(self.status, self.url, #self.body)
+  return ("ato.http.response %d %s (%d bytes)"):format(self.status, (redact.text(self.url)), #self.body)
 end
 
 -- The table from ato.httpc becomes the response (status, head, body, url,
@@ -171,61 +174,90 @@ local function encode_query(q)
 end
 M.encode_query = encode_query
 
--- "https://user:pw@Host:443/x" -> "host", "host:443"; nil, nil when the
--- URL is not http(s). Cached: playbooks hit the same few URLs over and over.
+-- "https://user:pw@Host/x" -> "host", "host:443" (the port made explicit,
+-- IPv6 in brackets); nil when the URL is not http(s). Cached: playbooks hit
+-- the same few URLs over and over.
 local host_cache, host_cache_size = {}, 0
 
 local function url_host(url)
   local hit = host_cache[url]
   if hit then return hit[1], hit[2] end
-  local authority = url:match("^[hH][tT][tT][pP][sS]?://([^/?#]*)")
+  local scheme, authority = url:match("^([hH][tT][tT][pP][sS]?)://([^/?#]*)")
   if not authority then return nil end
   authority = authority:gsub("^.*@", ""):lower()
-  local host = authority:match("^%[(.-)%]") or authority:match("^[^:]*")
+  local host, port = authority:match("^%[(.-)%]:?(%d*)$")
+  if not host then host, port = authority:match("^([^:]*):?(%d*)$") end
+  if not host then return nil end
+  if port == "" then port = scheme:lower() == "https" and "443" or "80" end
+  local key = (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
   if host_cache_size >= 4096 then host_cache, host_cache_size = {}, 0 end
-  host_cache[url], host_cache_size = {host, authority}, host_cache_size + 1
-  return host, authority
+  host_cache[url], host_cache_size = {host, key}, host_cache_size + 1
+  return host, key
 end
 
 local LOOPBACK = {["127.0.0.1"] = true, ["localhost"] = true, ["::1"] = true}
 
-local function check_header(name, value)
-  name, value = tostring(name), tostring(value)
-  if not name:find("^[!#$%%&'*+.^_`|~%w-]+$") then misuse("bad header name %q", name) end
-  if value:find("[\r\n%z]") then misuse("header %s: value holds a line break or NUL", name) end
-  return name .. ": " .. value
-end
-
 -- headers as {Name = "v"}, {Name = {"a", "b"}} or {{"Name", "v"}, ...}
 local NO_HEADERS = setmetatable({}, {__newindex = function() error("internal: shared table") end})
 
+-- One header line for curl: "Name: value"; "Name;" sends an empty value;
+-- false gives "Name:", which removes a header curl would add itself.
+local function header_line(name, value)
+  if type(name) ~= "string" or not name:find("^[!#$%%&'*+.^_`|~%w-]+$") then
+    misuse("bad header name %s", tostring(name))
+  end
+  if value == false then return name .. ":" end
+  if type(value) == "number" then value = tostring(value) end
+  if type(value) ~= "string" then misuse("header %s: value must be a string", name) end
+  if value:find("[\r\n%z]") then misuse("header %s: value holds a line break or NUL", name) end
+  if value == "" then return name .. ";" end
+  return name .. ": " .. value
+end
+
+-- headers as {Name = "v"}, {Name = {"a", "b"}} or {{"Name", "v"}, ...}: a
+-- list keeps its order; a map goes out sorted by name (stable requests),
+-- each name's values in their order.
 local function header_lines(h)
   if h == nil then return {}, NO_HEADERS end
-  local lines, seen = {}, {}
   if type(h) ~= "table" then misuse("headers must be a table") end
-  for k, v in pairs(h) do
-    if type(k) == "number" then
-      if type(v) ~= "table" then misuse("headers[%d] must be a {name, value} pair", k) end
-      lines[#lines + 1] = check_header(v[1], v[2])
-      seen[tostring(v[1]):lower()] = true
-    elseif type(v) == "table" then
-      for _, x in ipairs(v) do lines[#lines + 1] = check_header(k, x) end
-      seen[k:lower()] = true
-    elseif v ~= false and v ~= nil then
-      lines[#lines + 1] = check_header(k, v)
-      seen[k:lower()] = true
+  local lines, seen = {}, {}
+  if h[1] ~= nil then
+    for i, pair in ipairs(h) do
+      if type(pair) ~= "table" or pair[2] == nil then misuse("headers[%d] must be a {name, value} pair", i) end
+      lines[#lines + 1] = header_line(pair[1], pair[2])
+      seen[tostring(pair[1]):lower()] = true
     end
+    return lines, seen
   end
-  sort(lines)                           -- deterministic on the wire
+  local names = {}
+  for k in pairs(h) do names[#names + 1] = k end
+  for _, k in ipairs(names) do if type(k) ~= "string" then misuse("bad header name %s", tostring(k)) end end
+  sort(names)
+  for _, k in ipairs(names) do
+    local v = h[k]
+    if type(v) == "table" then
+      for _, x in ipairs(v) do lines[#lines + 1] = header_line(k, x) end
+    else
+      lines[#lines + 1] = header_line(k, v)
+    end
+    seen[k:lower()] = true
+  end
   return lines, seen
 end
 
+-- A number >= minimum; math.huge means "no limit" where that makes sense.
 local function opt_number(opts, key, minimum)
   local v = opts[key]
   if v == nil then return DEFAULTS[key] end  -- the common case: cheap
   if type(v) ~= "number" or v ~= v or v < minimum then
     misuse("option '%s' must be a number >= %d", key, minimum)
   end
+  return v
+end
+
+local function opt_string(opts, key)
+  local v = opts[key]
+  if v ~= nil and type(v) ~= "string" then misuse("option '%s' must be a string", key) end
   return v
 end
 
@@ -239,6 +271,7 @@ local function build(opts)
   local method = opts.method or ((opts.body or opts.json ~= nil) and "POST" or "GET")
   if type(method) ~= "string" or not method:find("^%a+$") then misuse("bad method %s", tostring(method)) end
   method = method:upper()
+  url = url:gsub("#.*$", "")             -- fragments never go on the wire
   if opts.query ~= nil then
     if type(opts.query) ~= "table" then misuse("option 'query' must be a table") end
     local q = encode_query(opts.query)
@@ -247,7 +280,7 @@ local function build(opts)
   local host, authority = url_host(url)
   if not host or host == "" then
     return nil, ato.err("invalid", ("invalid URL (http or https expected): %s")
-      :format(require("ato.redact").text(url)))
+      :format(redact.text(url)))
   end
   local lines, seen = header_lines(opts.headers)
   local body = opts.body
@@ -261,6 +294,8 @@ local function build(opts)
   if opts.verify == false and not LOOPBACK[host] then
     misuse("verify = false is only allowed for loopback hosts, not %s", host)
   end
+  -- (with verify = false, redirects are not followed: the next host could
+  -- be anything)
   return {
     method = method, url = url, headers = lines, body = body,
     timeout = opt_number(opts, "timeout", 0),
@@ -268,7 +303,8 @@ local function build(opts)
     max_body = opt_number(opts, "max_body", 0),
     max_redirects = opt_number(opts, "max_redirects", 0),
     follow_redirects = opts.follow_redirects ~= false,
-    body_file = opts.body_file, ca_file = opts.ca_file, verify = opts.verify ~= false,
+    body_file = opt_string(opts, "body_file"), ca_file = opt_string(opts, "ca_file"),
+    verify = opts.verify ~= false,
   }, host, authority
 end
 
@@ -315,7 +351,7 @@ end
 -- count too. http.limit(host, nil) removes the limit.
 function M.limit(host, opts)
   if type(host) ~= "string" or host == "" then misuse("bad argument #1 to 'limit' (host expected)") end
-  host = host:lower()
+  host = host:lower():gsub("^%[(.-)%]$", "%1")   -- "[::1]" alone is a host
   if opts == nil then limits[host] = nil return end
   if type(opts) ~= "table" then misuse("bad argument #2 to 'limit' (table expected)") end
   local c, r = opts.concurrency, opts.rate
@@ -352,8 +388,9 @@ end
 function M.parse_date(s)
   local d, mon, y, H, Mi, S = tostring(s):match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
   if not d or not MONTHS[mon] then return nil end
-  return days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400
-         + tonumber(H) * 3600 + tonumber(Mi) * 60 + tonumber(S)
+  d, y, H, Mi, S = tonumber(d), tonumber(y), tonumber(H), tonumber(Mi), tonumber(S)
+  if d < 1 or d > 31 or H > 23 or Mi > 59 or S > 60 then return nil end
+  return days_from_civil(y, MONTHS[mon], d) * 86400 + H * 3600 + Mi * 60 + S
 end
 
 -- What the server asks us to wait: Retry-After (seconds or a date), or
@@ -371,9 +408,17 @@ local function server_delay(resp)
   return nil
 end
 
+-- Transport failures worth another try besides connect and timeout: an
+-- empty reply, a reset while sending or receiving, a truncated body, an
+-- HTTP/2 stream error (curl codes 52, 55, 56, 18, 16, 92) — typically a
+-- kept-alive connection the server had just closed.
+local TRANSIENT = {[52] = true, [55] = true, [56] = true, [18] = true, [16] = true, [92] = true}
+
 local function retryable(method, retry_post, resp, err)
   if not (IDEMPOTENT[method] or retry_post) then return false end
-  if err then return err.kind == "connect" or err.kind == "timeout" end
+  if err then
+    return err.kind == "connect" or err.kind == "timeout" or TRANSIENT[err.curl_code] == true
+  end
   return resp.status == 429 or (resp.status >= 500 and resp.status <= 599)
 end
 
@@ -384,15 +429,17 @@ end
 
 -- }======================================================
 
+-- "host:port" first (ports made explicit, IPv6 in brackets), then "host".
 local function limiter_for(host, authority)
   return limits[authority] or limits[host]
 end
 
---- http.request(opts) -> response, or nil, err
--- opts: url, method, query, headers, body | json, timeout, connect_timeout,
--- retries, retry_post, max_retry_delay, follow_redirects, max_redirects,
--- max_body, body_file, ca_file, verify (false only for loopback hosts).
-function M.request(opts)
+local function attempts_done(resp, err, attempt)
+  if resp then resp.attempts = attempt elseif err then err.attempts = attempt end
+  return resp, err
+end
+
+local function perform(opts)
   local req, host, authority = build(opts)
   if not req then return nil, host end
   local retries = opts.retries or 0
@@ -409,27 +456,56 @@ function M.request(opts)
     end
     local resp = raw and wrap_response(raw)
     if attempt > retries or not retryable(req.method, opts.retry_post, resp, err) then
-      if resp then resp.attempts = attempt elseif err then err.attempts = attempt end
-      return resp, err
+      return attempts_done(resp, err, attempt)
     end
-    local delay = max(resp and server_delay(resp) or 0,
-                      backoff(attempt, DEFAULTS.retry_base, DEFAULTS.retry_cap))
-    if delay > max_delay then
-      if resp then resp.attempts = attempt elseif err then err.attempts = attempt end
-      return resp, err
-    end
-    ato.sleep(delay)
+    -- the server's wait is honoured in full or not at all; our own backoff
+    -- is capped
+    local asked = resp and server_delay(resp)
+    if asked and asked > max_delay then return attempts_done(resp, err, attempt) end
+    local delay = min(backoff(attempt, DEFAULTS.retry_base, DEFAULTS.retry_cap), max_delay)
+    ato.sleep(max(asked or 0, delay))
   end
+end
+
+local THIS_FILE = debug.getinfo(1, "S").source
+
+-- The stack level of the first function outside this module: where misuse
+-- is reported (tail calls make a fixed level unreliable).
+local function caller_level()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "S")
+    if info == nil or (info.source ~= THIS_FILE and info.what ~= "C") then return level - 1 end
+    level = level + 1
+  end
+end
+
+-- Runs perform, turning misuse into an error at the caller's line.
+local function request_at(opts)
+  local results = table.pack(pcall(perform, opts))
+  if results[1] then return table.unpack(results, 2, results.n) end
+  local e = results[2]
+  if getmetatable(e) == MISUSE then error(e.message, caller_level()) end
+  error(e, 0)                           -- cancellation and other errors as they are
+end
+
+--- http.request(opts) -> response, or nil, err
+-- opts: url, method, query, headers, body | json, timeout, connect_timeout,
+-- retries, retry_post, max_retry_delay, follow_redirects, max_redirects,
+-- max_body, body_file, ca_file, verify (false only for loopback hosts).
+function M.request(opts)
+  return request_at(opts)
 end
 
 -- Shortcuts: http.get(url [, opts]), http.post(url [, opts]), ...
 local function shortcut(method)
   return function(url, opts)
     local o = {url = url, method = method}
-    if opts then
+    if opts ~= nil then
+      if type(opts) ~= "table" then error("bad argument #2 (table of options expected)", 2) end
       for k, v in pairs(opts) do if k ~= "url" and k ~= "method" then o[k] = v end end
     end
-    return M.request(o)
+    return request_at(o)
   end
 end
 

@@ -8,13 +8,14 @@ local support = require "support"
 
 local KEY = "SG." .. ("q"):rep(22) .. "." .. ("w"):rep(43)
 
--- A raw HTTP response for socat's SYSTEM: (printf format, no trailing body).
+-- Shell code printing a raw HTTP response (double quotes: $variables of
+-- the script expand in headers).
 local function raw(status, headers, body)
   local lines = {"HTTP/1.1 " .. status}
   for _, h in ipairs(headers or {}) do lines[#lines + 1] = h end
   lines[#lines + 1] = "Content-Length: " .. #(body or "")
   lines[#lines + 1] = "Connection: close"
-  return ("printf '%s\\r\\n\\r\\n%s'"):format(table.concat(lines, "\\r\\n"), body or "")
+  return ('printf "%s\\r\\n\\r\\n%s"'):format(table.concat(lines, "\\r\\n"), body or "")
 end
 
 local function no_transfers_left()
@@ -211,7 +212,7 @@ describe("ato.http client", function()
 
     it("caps the requests in flight per host", function()
       http.limit("127.0.0.1", {concurrency = 2})
-      local inflight, peak = 0, 0
+      local peak = 0
       local fns = {}
       for i = 1, 8 do
         fns[i] = function()
@@ -228,7 +229,27 @@ describe("ato.http client", function()
       watcher:cancel()
       watcher:join()
       assert.equal(2, peak)
-      assert.equal(0, inflight)
+    end)
+
+    it("a cancelled request gives its slot back", function()
+      http.limit("127.0.0.1", {concurrency = 1})
+      local t = ato.spawn(function() return http.get(ngx.url("/slow/10m.bin")) end)
+      ato.sleep(0.1)
+      t:cancel()
+      t:join()
+      local r, err = ato.timeout(5, http.get, ngx.url("/ping"))
+      assert.is_nil(err)
+      assert.equal(200, r.status)
+    end)
+
+    it("matches host:port with the default port made explicit", function()
+      http.limit("localhost:" .. ngx.tls_port, {concurrency = 1})
+      local t = ato.spawn(function() return http.get(ngx.tls_url("/slow/100k.txt"), {ca_file = ngx.ca_file}) end)
+      ato.sleep(0.05)
+      local r = ato.timeout(0.3, http.get, ngx.tls_url("/ping"), {ca_file = ngx.ca_file})
+      assert.is_nil(r)                   -- queued behind the slow one
+      t:join()
+      http.limit("localhost:" .. ngx.tls_port, nil)
     end)
 
     it("paces requests with a token bucket", function()
@@ -329,15 +350,16 @@ describe("ato.http client", function()
     end)
 
     it("429 with X-RateLimit-Reset waits until the reset", function()
-      local reset = math.floor(ato.time()) + 2
       local script = ([[%s
-        if [ $n -eq 0 ]; then %s; else %s; fi]]):format(COUNT,
-        raw("429 Too Many Requests", {"X-RateLimit-Remaining: 0", "X-RateLimit-Reset: " .. reset}),
+        reset=$(( $(date +%%s) + 2 ))
+        if [ $n -eq 0 ]; then echo $reset > "$(dirname "$0")/reset"; %s; else %s; fi]]):format(COUNT,
+        raw("429 Too Many Requests", {"X-RateLimit-Remaining: 0", "X-RateLimit-Reset: $reset"}),
         raw("200 OK", nil, "ok"))
-      local port, stop = support.fake_server(script)
+      local port, stop, dir = support.fake_server(script)
       finally(stop)
       local r = assert(http.get(("http://127.0.0.1:%d/"):format(port), {retries = 1}))
       local done_at = ato.time()
+      local reset = tonumber(assert(ato.fs.read(dir .. "/reset")))
       assert.equal(200, r.status)
       assert.is_true(done_at >= reset - 0.05, "retried before the reset")
     end)
@@ -350,9 +372,95 @@ describe("ato.http client", function()
       assert.equal(1, r.attempts)
     end)
 
+    it("retries an empty reply on an idempotent request", function()
+      local script = ([[%s
+        if [ $n -eq 0 ]; then exit 0; else %s; fi]]):format(COUNT, raw("200 OK", nil, "ok"))
+      local port, stop = support.fake_server(script)
+      finally(stop)
+      local r = assert(http.get(("http://127.0.0.1:%d/"):format(port), {retries = 1}))
+      assert.equal(200, r.status)
+      assert.equal(2, r.attempts)
+    end)
+
+    it("honours Retry-After given as a date", function()
+      local script = ([[%s
+        when=$(date -u -d @$(( $(date +%%s) + 1 )) '+%%a, %%d %%b %%Y %%H:%%M:%%S GMT')
+        if [ $n -eq 0 ]; then %s; else %s; fi]]):format(COUNT,
+        raw("503 Service Unavailable", {"Retry-After: $when"}), raw("200 OK", nil, "ok"))
+      local port, stop = support.fake_server(script)
+      finally(stop)
+      local r = assert(http.get(("http://127.0.0.1:%d/"):format(port), {retries = 1}))
+      assert.equal(200, r.status)
+      assert.equal(2, r.attempts)
+    end)
+
     it("parses HTTP dates", function()
       assert.equal(784111777, http.parse_date("Sun, 06 Nov 1994 08:49:37 GMT"))
       assert.is_nil(http.parse_date("yesterday"))
+    end)
+  end)
+
+  describe("requests on the wire", function()
+    local function captured(dir)
+      return assert(ato.fs.read(dir .. "/requests.txt"))
+    end
+
+    it("keeps the order of repeated headers and sends Content-Length: 0 for an empty POST", function()
+      local port, stop, dir = support.fake_server(raw("200 OK", nil, "ok"))
+      finally(stop)
+      local url = ("http://127.0.0.1:%d/p"):format(port)
+      assert(http.get(url, {headers = {{"X-Forwarded-For", "9.9.9.9"}, {"X-Forwarded-For", "1.1.1.1"},
+                                       {"User-Agent", false}, {"X-Empty", ""}}}))
+      assert(http.post(url))
+      local text = captured(dir)
+      local get, post = text:match("^(GET .-)(POST .*)$")
+      assert.truthy(get:find("X-Forwarded-For: 9.9.9.9\nX-Forwarded-For: 1.1.1.1", 1, true), get)
+      assert.is_nil(get:find("User-Agent", 1, true))
+      assert.truthy(get:find("X-Empty:", 1, true))
+      assert.truthy(post:find("Content-Length: 0", 1, true), post)
+      assert.has_error(function() http.get(url, {headers = {{"X-Missing"}}}) end)
+    end)
+
+    it("a 303 after a POST is followed with a GET; PUT does not follow", function()
+      assert.equal(200, assert(http.post(ngx.url("/see-other"), {body = "x"})).status)
+      ngx.wait_log("GET /ping")
+      assert.equal(302, assert(http.put(ngx.url("/redirect"), {body = "x"})).status)
+    end)
+
+    it("verify = false does not follow redirects", function()
+      assert.equal(302, assert(http.get(ngx.url("/redirect"), {verify = false})).status)
+    end)
+
+    it("drops the fragment and keeps the query before it", function()
+      assert(http.get(ngx.url("/ping#frag"), {query = {a = 1}}))
+      assert.matches('"a=1"', ngx.wait_log('GET /ping 200 %d+ "a=1"'))
+    end)
+
+    it("a failed body_file download leaves the old file and no temporary", function()
+      local dir, cleanup = support.tmpdir()
+      finally(cleanup)
+      local path = dir .. "/precious"
+      assert(ato.fs.write(path, "precious"))
+      local v, err = http.get("http://127.0.0.1:1/", {body_file = path})
+      assert.is_nil(v)
+      assert.equal("connect", err.kind)
+      assert.equal("precious", assert(ato.fs.read(path)))
+      assert.equal(1, #assert(ato.fs.list(dir)))
+      local _, err2 = http.get(ngx.url("/1k.txt"), {body_file = dir .. "/missing/out"})
+      assert.equal("not_found", err2.kind)
+    end)
+
+    it("accepts math.huge as no limit", function()
+      local r = assert(http.get(ngx.url("/100k.txt"), {max_body = math.huge, timeout = math.huge}))
+      assert.equal(100 * 1024, #r.body)
+    end)
+
+    it("survives the module being required again", function()
+      package.loaded["ato.httpc"] = nil
+      require "ato.httpc"
+      collectgarbage()
+      collectgarbage()
+      assert.equal(200, assert(http.get(ngx.url("/ping"))).status)
     end)
   end)
 
@@ -366,6 +474,10 @@ describe("ato.http client", function()
       assert.truthy(err.message:find(ato.redact.fingerprint(KEY), 1, true))
       local bad = select(2, http.get(("gopher://x/?key=%s"):format(KEY)))
       assert.is_nil(bad.message:find(KEY, 1, true))
+      local r = assert(http.get(ngx.url("/1k.txt"):gsub("//", "//ops:hunter2hunter2@", 1), {query = {api_key = KEY}}))
+      local shown = tostring(r) .. select(2, r:json()).message
+      assert.is_nil(shown:find("hunter2hunter2", 1, true))
+      assert.is_nil(shown:find(KEY, 1, true))
     end)
   end)
 end)

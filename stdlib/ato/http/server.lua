@@ -6,13 +6,18 @@
 --     return {status = 200, json = {path = req.path, query = req.query}}
 --   end})
 --   ...
---   srv:close()          -- waits for in-flight requests
+--   srv:close()          -- waits for in-flight requests (write_timeout at
+--                        -- most), then -> true, drained
 --
 -- serve{host=, port=, handler=fn, max_header=, max_body=, idle_timeout=,
--- read_timeout=, max_connections=, backlog=} -> server, or nil, err. The
--- server is the ato.httpd object itself (server:address(), server:close()),
--- and the request is ato.httpd's (req.method, req.path, req.headers,
--- req:header(name)...): see bindings/httpd.c.
+-- read_timeout=, write_timeout=, max_connections=, backlog=} -> server, or
+-- nil, err. The server is the ato.httpd object itself (server:address(),
+-- server:close([timeout]) -> true, drained), and the request is ato.httpd's
+-- (req.method, req.path, req.headers, req.trailers, req:header(name)...):
+-- see bindings/httpd.c for the limits, the timeouts and what gets which
+-- status. close() without a timeout waits write_timeout (30 s by default)
+-- at most, then aborts what is left (drained is then false);
+-- close(math.huge) waits as long as it takes.
 --
 -- The handler runs in a task of its own for each request, so it may wait
 -- (ato.sleep, ato.exec, HTTP calls). It returns one of
@@ -20,14 +25,22 @@
 --                                     pairs or a map name -> value(s)
 --   {status=, headers=, body=}
 --   {status=, headers=, json=value}   cjson-encoded, application/json
--- or answers by itself with req:respond(...) and returns nothing. A handler
--- that raises, or returns no status, or something respond refuses, gets a
--- 500 with a short body and an error in the log (ato.log: the traceback,
--- with secrets redacted); the server keeps serving.
+-- or answers by itself with req:respond(...) and returns nothing. Headers
+-- are a list when the table has a [1], a map otherwise; a list with other
+-- keys too is refused (500). A handler that raises, or returns no status,
+-- or something respond refuses, gets a 500 with a short body and an error
+-- in the log (ato.log: the traceback, with secrets redacted); the server
+-- keeps serving. A cancelled handler's request gets a 500 (no log: the
+-- task ends cancelled). The request is answered at the latest when the
+-- handler's task ends: a handler that hands req to another task and
+-- returns gets an immediate 500, and the other task's req:respond returns
+-- nil, err (kind "closed"); a handler must wait for the answer itself.
+-- req:respond returns nil, err of kind "timeout" when the client reads
+-- nothing of the response for write_timeout (the connection is aborted).
 
 local httpd = require "ato.httpd"
 
-local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local type, pairs, tostring, error, rawget = type, pairs, tostring, error, rawget
 local xpcall, pcall, traceback = xpcall, pcall, debug.traceback
 
 local M = {}
@@ -42,10 +55,20 @@ end
 
 local ERROR_HEADERS = {{"Content-Type", "text/plain; charset=utf-8"}}
 
+-- Headers are a list of pairs when the table has a [1] (raw, as
+-- ato.httpd reads it), a map otherwise; returns the list's length, or nil.
+local function list_length(headers)
+  local n = 0
+  while rawget(headers, n + 1) ~= nil do n = n + 1 end
+  return n > 0 and n or nil
+end
+
 -- Is a header named `name` (lower case) among `headers` (list or map)?
 local function has_header(headers, name)
-  if headers[1] ~= nil then
-    for _, pair in ipairs(headers) do
+  local n = list_length(headers)
+  if n then
+    for i = 1, n do
+      local pair = rawget(headers, i)
       if type(pair) == "table" and type(pair[1]) == "string"
          and pair[1]:lower() == name then
         return true
@@ -60,18 +83,18 @@ local function has_header(headers, name)
 end
 
 -- headers plus Content-Type: application/json unless they have one;
--- never modifies the handler's table.
+-- never modifies the handler's table. Every key is copied, so that
+-- respond still refuses a list mixed with other keys.
 local function json_headers(headers)
   if headers == nil then return {{"Content-Type", "application/json"}} end
   if type(headers) ~= "table" or has_header(headers, "content-type") then
     return headers
   end
-  local copy = {}
-  if headers[1] ~= nil then
-    for i, pair in ipairs(headers) do copy[i] = pair end
-    copy[#copy + 1] = {"Content-Type", "application/json"}
+  local copy, n = {}, list_length(headers)
+  for k, v in pairs(headers) do copy[k] = v end
+  if n then
+    copy[n + 1] = {"Content-Type", "application/json"}
   else
-    for k, v in pairs(headers) do copy[k] = v end
     copy["Content-Type"] = "application/json"
   end
   return copy
@@ -116,7 +139,8 @@ local function response_of(status, headers, body)
   return status, headers, body
 end
 
--- The function ato.httpd runs in each request's task.
+-- The function ato.httpd runs in each request's task. ato.httpd answers
+-- 500 itself when the task ends (even cancelled) with req unanswered.
 local function dispatcher(handler)
   return function(req)
     local res = table.pack(xpcall(handler, capture, req))
