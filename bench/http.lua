@@ -79,6 +79,15 @@ local ato_rate, ato_rss = measure({ATO, "bench/http_client.lua", url, tostring(N
   function(out) return cjson.decode(out).req_per_s end)
 row("client: ato.http, 100 in flight", ato_rate, "req/s", ceiling, "of wrk; target >= 0.70")
 row("client: ato.http peak RSS", ato_rss / 1024, "MB")
+do  -- libcurl itself, with nothing of ato around it
+  local bin = "bench/out/curl_ceiling"
+  run{"mkdir", "-p", "bench/out"}
+  run{"sh", "-c", "cc -O2 -o " .. bin .. " bench/curl_ceiling.c $(pkg-config --cflags --libs libcurl libuv)"}
+  local rate = measure({bin, url, tostring(N), tostring(C)},
+    function(out) return cjson.decode(out).req_per_s end)
+  row("client: bare libcurl multi_socket (C)", rate, "req/s", ceiling, "of wrk: libcurl's ceiling")
+  row("client: ato.http / bare libcurl", ato_rate, "req/s", rate, "")
+end
 do
   local cfg = ngx.dir .. "/curl.cfg"
   local f = assert(io.open(cfg, "w"))
