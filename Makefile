@@ -17,7 +17,8 @@ VERSION := 0.1.0
 DEB_PKGS := gcc make pkg-config libc6-dev perl bsdutils time \
             liblua5.4-dev lua5.4 lua-cjson lua-busted \
             libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libcmocka-dev \
-            nginx-light openssl curl wrk socat hyperfine nodejs
+            libvectorscan-dev libpcre2-dev libgit2-dev git clang \
+            nginx-light openssl curl wrk socat ripgrep hyperfine nodejs
 
 # Libraries linked into bin/ato itself. Heavy ones (libcurl pulls ~35 shared
 # libraries and costs ~5 ms of start-up) live in loadable modules instead, so
@@ -25,7 +26,12 @@ DEB_PKGS := gcc make pkg-config libc6-dev perl bsdutils time \
 HOST_PKGS   := lua5.4 libuv
 MODULE_PKGS := libcurl
 # Each loadable module and what it links (libhttp-parser has no .pc file).
+# bindings/scan/ is one module made of several files: lib/ato/scanner.so,
+# require "ato.scanner" (the C engine under the Lua facade ato.scan).
 MODULE_SRC  := bindings/httpc.c bindings/httpd.c
+SCAN_PKGS   := libhs libpcre2-8 libgit2
+SCAN_SRC    := $(wildcard bindings/scan/*.c)
+LIBS_scan   = $(shell pkg-config --libs $(SCAN_PKGS)) -lpthread
 # nodelete: curl's resolver threads may outlive a cancelled transfer
 # (CURLOPT_QUICK_EXIT), so its code must stay mapped after lua_close.
 LIBS_httpc  = $(shell pkg-config --libs libcurl) -Wl,-z,nodelete
@@ -33,7 +39,7 @@ LIBS_httpd  = -lhttp_parser
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CSTD    := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DATO_VERSION='"$(VERSION)"'
-PKG_CFLAGS = $(shell pkg-config --cflags $(HOST_PKGS) $(MODULE_PKGS) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(HOST_PKGS) $(MODULE_PKGS) $(SCAN_PKGS) 2>/dev/null)
 CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -g -fPIC -Iruntime $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 HOST_LIBS  = $(shell pkg-config --libs $(HOST_PKGS) 2>/dev/null) -lm -ldl -lpthread
 # -rdynamic: loadable modules (lib/ato/*.so) call the runtime's ato_* API.
@@ -49,13 +55,16 @@ RUNTIME_SRC := $(wildcard runtime/*.c)
 HOSTBIND_SRC := $(filter-out $(MODULE_SRC),$(wildcard bindings/*.c))
 HOST_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME_SRC) $(HOSTBIND_SRC))
 CORE_OBJ    := $(filter-out $(BUILD)/runtime/main.o,$(HOST_OBJ))
-MODULES     := $(patsubst bindings/%.c,$(LIBDIR)/%.so,$(MODULE_SRC))
+MODULES     := $(patsubst bindings/%.c,$(LIBDIR)/%.so,$(MODULE_SRC)) $(LIBDIR)/scanner.so
+SCAN_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(SCAN_SRC))
+# the scanner's C core without its Lua binding, for unit tests and fuzzers
+SCAN_CORE_OBJ := $(filter-out $(BUILD)/bindings/scan/binding.o,$(SCAN_OBJ))
 CTEST_SRC   := $(wildcard tests/c/test_*.c)
 CTESTS      := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(CTEST_SRC))
 
 .SECONDARY:
 
-.PHONY: all deps run test test-c test-lua test-asan bench install uninstall clean
+.PHONY: all deps run test test-c test-lua test-asan bench fuzz install uninstall clean
 
 all: $(BIN) $(MODULES)
 
@@ -71,7 +80,7 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(BUILD)/%.o: %.c $(wildcard runtime/*.h) | deps
+$(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/scan/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -83,7 +92,16 @@ $(LIBDIR)/%.so: $(BUILD)/bindings/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared -o $@ $< $(LDFLAGS) $(EXTRA_LDFLAGS) $(LIBS_$*)
 
-# C unit tests link the runtime objects (not main.o) and cmocka.
+$(LIBDIR)/scanner.so: $(SCAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -shared -o $@ $^ $(LDFLAGS) $(EXTRA_LDFLAGS) $(LIBS_scan)
+
+# C unit tests link the runtime objects (not main.o) and cmocka; the
+# scanner's tests (test_scan_*) link its core too.
+$(BUILD)/tests/test_scan_%: tests/c/test_scan_%.c $(CORE_OBJ) $(SCAN_CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Ibindings/scan -o $@ $^ $(LDFLAGS_ALL) $(HOST_LIBS) $(LIBS_scan) -lcmocka
+
 $(BUILD)/tests/%: tests/c/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS_ALL) $(HOST_LIBS) -lcmocka
@@ -91,26 +109,54 @@ $(BUILD)/tests/%: tests/c/%.c $(CORE_OBJ)
 run: deps all
 	$(BIN) scripts/demo.lua
 
+# The SARIF validator for the scan tests (npm test tooling, pinned by its
+# lock file). Debian 12's nodejs has no npm and NodeSource's includes it:
+# install Debian's npm only when there is none.
+SARIF_TOOLS := tests/sarif/node_modules/.package-lock.json
+$(SARIF_TOOLS): tests/sarif/package.json tests/sarif/package-lock.json | deps
+	@command -v npm >/dev/null 2>&1 || { sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends npm; }
+	npm ci --prefix tests/sarif --no-audit --no-fund
+	@touch $@
+
 # prove runs every C test binary and every Lua spec; tests/tap-exec picks the
 # interpreter (the cmocka binary itself, or busted inside $(BIN)).
-test: deps all $(CTESTS)
+test: deps all $(CTESTS) $(SARIF_TOOLS)
 	ATO_BIN=$(BIN) ATO_CTEST_DIR=$(BUILD)/tests prove -f --timer --exec tests/tap-exec \
 	  $(CTESTS) $(sort $(wildcard tests/lua/*_spec.lua))
 
 ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 test-asan: deps
-	@mkdir -p build/asan && ln -sfn ../../stdlib build/asan/stdlib
+	@mkdir -p build/asan && ln -sfn ../../stdlib build/asan/stdlib && ln -sfn ../../rules build/asan/rules
 	$(MAKE) BUILD=build/asan BIN=build/asan/bin/ato LIBDIR=build/asan/lib/ato \
 	  OPT="$(ASAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" test
 
 bench: deps all
 	bench/run.sh
 
+# libFuzzer targets (clang), 60 s each; not part of `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_CORE := runtime/sha256.c runtime/redact.c $(filter-out bindings/scan/binding.c,$(SCAN_SRC))
+fuzz: deps
+	@mkdir -p build/fuzz
+	@for f in $(FUZZ_SRC); do \
+	  n=$$(basename $$f .c); \
+	  clang $(CSTD) $(FUZZ_FLAGS) -Iruntime -Ibindings/scan $(PKG_CFLAGS) -o build/fuzz/$$n $$f $(FUZZ_CORE) \
+	    $(shell pkg-config --libs $(SCAN_PKGS)) -lpthread -lstdc++ || exit 1; \
+	  mkdir -p build/fuzz/$$n.corpus; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build/fuzz/$$n.corpus tests/fuzz/seeds 2>&1 | tail -3 || exit 1; \
+	done
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ato $(DESTDIR)$(PREFIX)/share/ato/lua
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ato
 	for m in $(MODULES); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/lib/ato/; done
 	cd stdlib && find . -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(PREFIX)/share/ato/lua/{} \;
+	install -d $(DESTDIR)$(PREFIX)/share/ato/rules
+	for r in rules/*.rules; do [ -e "$$r" ] && install -m 0644 $$r $(DESTDIR)$(PREFIX)/share/ato/rules/; done; true
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/ato $(DESTDIR)$(PREFIX)/lib/ato $(DESTDIR)$(PREFIX)/share/ato

@@ -4,6 +4,7 @@
 ** 2 usage error, 128+N after signal N.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,8 @@ static const char usage_text[] =
 "  run FILE [ARGS...]   run a Lua script as the main task (same as: ato FILE)\n"
 "  -e CODE [ARGS...]    run CODE as the main task\n"
 "  - [ARGS...]          read the script from standard input\n"
+"  scan [PATH|-]...     find leaked secrets in files, trees, stdin or git\n"
+"                       history (ato scan --help)\n"
 "  version [--json]     versions of ato and of each library it uses\n"
 "  help                 this text\n"
 "\n"
@@ -289,6 +292,20 @@ static int run_file (int argc, char **argv, int script, const options *o) {
   return run_main(argc, argv, script, script + 1, MAIN_FILE, argv[script], o);
 }
 
+/* Commands written in Lua: `ato NAME ARGS...` runs MODULE.main(ARGS...) as
+   the main task and exits with the status it returns. */
+static const struct { const char *name, *module; } lua_commands[] = {
+  {"scan", "ato.scan.cli"},
+  {NULL, NULL}
+};
+
+static int run_lua_command (int argc, char **argv, int i, const char *module,
+                            const options *o) {
+  char code[256];
+  snprintf(code, sizeof code, "os.exit(require('%s').main(...))", module);
+  return run_main(argc, argv, i, i + 1, MAIN_CODE, code, o);
+}
+
 /* A bare word that is no command and no file: most likely a typo. */
 static int looks_like_command (const char *word) {
   return strchr(word, '/') == NULL && strchr(word, '.') == NULL;
@@ -296,10 +313,22 @@ static int looks_like_command (const char *word) {
 
 /* }====================================================== */
 
+/*
+** A process started with 0, 1 or 2 closed would hand those numbers to the
+** first files and sockets it opens (libuv asserts on that, and a print
+** would land in a socket): give them /dev/null.
+*/
+static void ensure_std_fds (void) {
+  int fd;
+  while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2) {}
+  if (fd > 2) close(fd);
+}
+
 int main (int argc, char **argv) {
   options o;
-  int i, file_only;
+  int i, k, file_only;
   const char *cmd;
+  ensure_std_fds();
   default_options(&o);
   i = parse_options(argc, argv, &o, &file_only);
   if (i < 0) return -i;
@@ -334,6 +363,9 @@ int main (int argc, char **argv) {
   }
   if (strcmp(cmd, "-") == 0)
     return run_main(argc, argv, i, i + 1, MAIN_STDIN, NULL, &o);
+  for (k = 0; lua_commands[k].name; k++)
+    if (strcmp(cmd, lua_commands[k].name) == 0)
+      return run_lua_command(argc, argv, i, lua_commands[k].module, &o);
   if (cmd[0] == '-') return usage_error("unknown option '%s'", cmd);
   if (access(cmd, F_OK) != 0 && looks_like_command(cmd))
     return usage_error("unknown command '%s'", cmd);
