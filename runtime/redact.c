@@ -632,6 +632,10 @@ size_t ato_redact_text (const char *in, size_t len, ato_redact_buf *out) {
 
 int ato_redact_value (const char *secret, size_t len, ato_redact_buf *out) {
   hit h;
+  if (already_redacted(secret, len)) {   /* idempotent, as ato_redact_text */
+    ato_redact_buf_append(out, secret, len);
+    return out->oom ? -1 : 0;
+  }
   classify_secret(secret, len, &h);
   emit_hit(out, secret, &h);
   return out->oom ? -1 : 0;

@@ -36,7 +36,8 @@
 ** already in redacted form are left alone. A value that a specific format
 ** above covers entirely is redacted by that format; after a "Bearer",
 ** "Basic" or "Token" scheme word only the credential is redacted.
-** Redacting already-redacted text changes nothing (idempotent).
+** Redacting already-redacted text changes nothing (idempotent), and so does
+** ato_redact_value on a value that is already in redacted form.
 **
 ** Errors: no function aborts. Appending functions report an allocation
 ** failure through the buffer's sticky `oom` flag (and a return value where

@@ -1,13 +1,13 @@
 -- scripts/demo.lua: a dry run of the ato runtime, without network.
 --
--- It plays the first minutes of an incident on a throwaway project: a pool
--- of tasks walks the tree looking for leaked keys (redacted on output), a
--- process probe runs at the same time, a check that hangs is cut off by a
--- timeout, and the findings land in a report written atomically with mode
--- 0600. Run: bin/ato scripts/demo.lua [--keep]
+-- It plays the first minutes of an incident on a throwaway project: the
+-- scanner looks for leaked keys (redacted on output) while a process probe
+-- runs, a check that hangs is cut off by a timeout, and the findings land
+-- in a report written atomically with mode 0600.
+-- Run: bin/ato scripts/demo.lua [--keep]
 local ato = require "ato"
 local log = require "ato.log"
-local redact = require "ato.redact"
+local scan = require "ato.scan"
 local cjson = require "cjson"
 
 local fs = ato.fs
@@ -46,37 +46,28 @@ end
 -- }======================================================
 
 -- {====================================================== the checks
--- A pool of workers reads files from a channel and counts the secrets in each.
+-- The scanner walks the tree on its own threads; findings stream in and a
+-- pool of tasks turns each into a log line (a playbook would revoke here).
 local function scan_tree(root, workers)
-  local paths = ato.channel(16)
+  local found = ato.channel(16)
   local findings = {}
   local pool = {}
   for w = 1, workers do
     pool[w] = ato.spawn(function()
-      for path in paths do
-        local text = assert(fs.read(path))
-        local redacted, n = redact.text(text)
-        if n > 0 then
-          findings[#findings + 1] = {path = path:sub(#root + 2), secrets = n,
-                                     excerpt = redacted:match("[^\n]*…[^\n]*")}
-        end
+      for f in found do
+        findings[#findings + 1] = {path = f.path:sub(#root + 2), rule = f.rule,
+                                   line = f.line, redacted = f.redacted}
       end
     end)
   end
-  local files = 0
-  for path, kind in fs.walk(root) do
-    if kind == "file" then
-      files = files + 1
-      paths:send(path)
-    end
-  end
-  paths:close()
+  local _, stats = assert(scan.tree({root}, {on_finding = function(f) found:send(f) end}))
+  found:close()
   for _, w in ipairs(pool) do
     local _, err = w:join()
     if err then error(err, 0) end
   end
   table.sort(findings, function(a, b) return a.path < b.path end)
-  return {files = files, findings = findings}
+  return {files = stats.files, findings = findings}
 end
 
 local function probe_host()
@@ -108,16 +99,16 @@ local results = assert(ato.gather{
   probe_host,
   stuck_check,
 })
-local scan, host, stuck = results[1], results[2], results[3]
+local scanned, host, stuck = results[1], results[2], results[3]
 
-for _, f in ipairs(scan.findings) do
-  log.warn("possible leaked secret", {path = f.path, count = f.secrets, line = f.excerpt})
+for _, f in ipairs(scanned.findings) do
+  log.warn("leaked secret", {path = f.path, rule = f.rule, line = f.line, secret = f.redacted})
 end
 log.info("host probed", host)
 log.info("stuck check stopped", {error = stuck.error})
 
 local report = {
-  workspace = root, files = scan.files, findings = scan.findings,
+  workspace = root, files = scanned.files, findings = scanned.findings,
   host = host, stuck_check = stuck, elapsed_s = ato.now() - t0,
 }
 local path = root .. "/incident-report.json"
@@ -126,9 +117,9 @@ local st = assert(fs.stat(path))
 
 local n = 0
 for _ in pairs(planted) do n = n + 1 end
-print(("scanned %d files in %.2f s: %d with secrets; report %s (mode %s)%s")
-  :format(scan.files, report.elapsed_s, #scan.findings, path, st.perms,
+print(("scanned %d files in %.2f s: %d leaked secrets; report %s (mode %s)%s")
+  :format(scanned.files, report.elapsed_s, #scanned.findings, path, st.perms,
           keep and "" or ", removed at exit"))
-assert(scan.files == n, "walked " .. scan.files .. " files, planted " .. n)
-assert(#scan.findings == 2, "expected the two planted leaks")
+assert(scanned.files == n, "scanned " .. scanned.files .. " files, planted " .. n)
+assert(#scanned.findings == 2, "expected the two planted SendGrid keys")
 assert(stuck.error == "timeout", "the stuck check was not cut off")

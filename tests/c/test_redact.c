@@ -840,6 +840,20 @@ static void test_value (void **state) {
   check_value("Bearer abcdefgh12345678", 23, "Bear", 4);   /* no context in value() */
 }
 
+/* value() of an already redacted value gives it back unchanged (a log field
+   named "secret" holding a finding's redacted form must not be re-hashed). */
+static void test_value_idempotent (void **state) {
+  text sg = sendgrid_key(22, 43, 131);
+  ato_redact_buf once = ATO_REDACT_BUF_INIT, twice = ATO_REDACT_BUF_INIT;
+  (void)state;
+  assert_int_equal(ato_redact_value(sg.p, sg.n, &once), 0);
+  assert_int_equal(ato_redact_value(once.data, once.len, &twice), 0);
+  assert_int_equal(once.len, twice.len);
+  assert_memory_equal(once.data, twice.data, once.len);
+  ato_redact_buf_free(&once);
+  ato_redact_buf_free(&twice);
+}
+
 static void test_fingerprint (void **state) {
   char fp[9], hex[65];
   text key = sendgrid_key(22, 43, 121);
@@ -917,6 +931,7 @@ int main (void) {
     cmocka_unit_test(test_adversarial_with_secrets),
     cmocka_unit_test(test_adversarial_mixture),
     cmocka_unit_test(test_value),
+    cmocka_unit_test(test_value_idempotent),
     cmocka_unit_test(test_fingerprint),
     cmocka_unit_test(test_is_secret_name),
   };
