@@ -22,6 +22,43 @@
 #include <hs/hs.h>
 #include <pcre2.h>
 
+/*
+** Debian 12's vectorscan 5.4.9 is a "fat" build: hs_scan dispatches to a
+** variant for the CPU. Its AVX-512 variant misses matches depending on the
+** buffer's address (a rule like `^...(?i:token|...)[A-Za-z0-9_.-]{0,40}=`
+** finds one of two lines at 55 of 64 offsets; the AVX2 variant finds both,
+** as does the AVX-512 machine under valgrind, which hides AVX-512). The
+** build exports its variants, so we call the AVX2 one where the CPU has
+** AVX2. Weak: a libhs without these symbols leaves them NULL.
+*/
+extern hs_error_t avx2_hs_scan (const hs_database_t *db, const char *data,
+                                unsigned int length, unsigned int flags,
+                                hs_scratch_t *scratch,
+                                match_event_handler onEvent, void *context)
+  __attribute__((weak));
+
+typedef hs_error_t (*hs_scan_fn) (const hs_database_t *, const char *,
+                                  unsigned int, unsigned int, hs_scratch_t *,
+                                  match_event_handler, void *);
+
+static int use_avx2_variant (void) {
+  return avx2_hs_scan != NULL && __builtin_cpu_supports("avx2");
+}
+
+static hs_scan_fn pick_scan_variant (void) {
+  return use_avx2_variant() ? avx2_hs_scan : hs_scan;
+}
+
+/* The platform the database is built for: the host's, without AVX-512
+   when the AVX2 variant scans (it refuses databases that use AVX-512). */
+static void target_platform (hs_platform_info_t *pl) {
+  memset(pl, 0, sizeof *pl);
+  if (hs_populate_platform(pl) != HS_SUCCESS) memset(pl, 0, sizeof *pl);
+  if (use_avx2_variant())
+    pl->cpu_features &= ~(unsigned long long)(HS_CPU_FEATURES_AVX512 |
+                                              HS_CPU_FEATURES_AVX512VBMI);
+}
+
 #include "sha256.h"
 #include "scan.h"
 
@@ -66,6 +103,7 @@ struct scan_engine {
   size_t overlap;           /* chunk overlap for buffers over SCAN_HS_CHUNK */
   int cached;
   char cache_error[512];    /* "" when the cache worked or was not asked for */
+  hs_scan_fn scan_fn;       /* hs_scan, or its AVX2 variant (see above) */
 };
 
 /* A run of vectorscan ends of one rule: the first (to), the last (tmax)
@@ -229,6 +267,7 @@ static int prepare_rule (scan_engine *e, size_t i, char *err, size_t errlen) {
 }
 
 static int compile_database (scan_engine *e, char *err, size_t errlen) {
+  hs_platform_info_t pl;
   size_t n = e->rules.n, i;
   const char **exprs = calloc(n, sizeof *exprs);
   unsigned *flags = calloc(n, sizeof *flags), *ids = calloc(n, sizeof *ids);
@@ -244,7 +283,8 @@ static int compile_database (scan_engine *e, char *err, size_t errlen) {
     flags[i] = hs_flags_of(&e->rules.rules[i]);
     ids[i] = (unsigned)i;
   }
-  if (hs_compile_multi(exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL,
+  target_platform(&pl);
+  if (hs_compile_multi(exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK, &pl,
                        &e->db, &ce) != HS_SUCCESS) {
     const char *msg = ce && ce->message ? ce->message : "compile failed";
     /* its advice (HS_FLAG_ALLOWEMPTY) is not the rule author's to take */
@@ -289,8 +329,8 @@ static void cache_key (const scan_engine *e, unsigned char key[32]) {
   ato_sha256_init(&h);
   hash_str(&h, CACHE_FORMAT);
   hash_str(&h, hs_version());
-  memset(&pl, 0, sizeof pl);
-  if (hs_populate_platform(&pl) == HS_SUCCESS) {
+  target_platform(&pl);
+  {
     unsigned long long feat[2] = { pl.tune, pl.cpu_features };
     hash_bytes(&h, feat, sizeof feat);
   }
@@ -509,6 +549,7 @@ scan_engine *scan_engine_new (const scan_ruleset *rs, const char *cache_dir,
   if (errlen > 0) err[0] = '\0';
   if (e == NULL) goto nomem;
   scan_rules_init(&e->rules);
+  e->scan_fn = pick_scan_variant();
   if (scan_rules_copy(&e->rules, rs) != 0) goto nomem;
   if (e->rules.n > UINT_MAX) {
     set_err(err, errlen, "too many rules (%zu)", e->rules.n);
@@ -645,7 +686,7 @@ static int collect_records (scan_ctx *c, const char *data, size_t len) {
     size_t n = min_size(len - base, SCAN_HS_CHUNK);
     hs_error_t rc;
     c->base = base;
-    rc = hs_scan(e->db, data + base, (unsigned)n, 0, c->scratch, on_match, c);
+    rc = e->scan_fn(e->db, data + base, (unsigned)n, 0, c->scratch, on_match, c);
     if (c->oom) { errno = ENOMEM; return -1; }
     if (rc != HS_SUCCESS) { errno = hs_errno(rc); return -1; }
     if (base + n >= len) return 0;

@@ -224,7 +224,9 @@ static void scan_one (scan_job *j, scan_ctx *ctx, hit_list *h, const char *path,
   so.no_validators = j->opt.no_validators;
   h->n = 0;
   if (scan_buffer(ctx, data, len, &so, collect_hit, h) < 0) {
-    add_skip(j, path, "scan failed: out of memory");
+    char reason[128];
+    snprintf(reason, sizeof reason, "scan failed: %s", strerror(errno));
+    add_skip(j, path, reason);
     return;
   }
   for (i = 0; i < h->n; i++) {
@@ -457,9 +459,12 @@ static int scan_seen_add (scan_seen *s, uint64_t dev, uint64_t ino) {
 }
 
 /* .gitignore rules of the work tree holding a directory, through libgit2
-   (the same rules git applies, nested .gitignore files included). */
+   (the same rules git applies, nested .gitignore files included). As in
+   git, a tracked file is never ignored: the classic leak is a committed
+   .env that was added to .gitignore afterwards. */
 typedef struct scan_gitignore {
   git_repository *repo;
+  git_index *index;           /* NULL: treat nothing as tracked */
   size_t workdir_len;
 } scan_gitignore;
 
@@ -478,7 +483,16 @@ static scan_gitignore *scan_gitignore_open (const char *dir) {
     return NULL;                       /* not in a work tree: nothing ignored */
   }
   g->workdir_len = strlen(workdir);
+  if (git_repository_index(&g->index, g->repo) != 0) g->index = NULL;
   return g;
+}
+
+/* Is rel (a file), or anything under rel/ (a directory), in the index? */
+static int is_tracked (scan_gitignore *g, const char *rel, int is_dir) {
+  size_t pos;
+  if (g->index == NULL) return 0;
+  if (!is_dir) return git_index_get_bypath(g->index, rel, 0) != NULL;
+  return git_index_find_prefix(&pos, g->index, rel) == 0;  /* rel ends in '/' */
 }
 
 static int scan_gitignore_ignored (scan_gitignore *g, const char *path, int is_dir) {
@@ -489,11 +503,12 @@ static int scan_gitignore_ignored (scan_gitignore *g, const char *path, int is_d
   snprintf(rel, sizeof rel, "%s%s", real + g->workdir_len - 1 + (real[g->workdir_len - 1] == '/'),
            is_dir ? "/" : "");
   if (git_ignore_path_is_ignored(&ignored, g->repo, rel) != 0) return 0;
-  return ignored;
+  return ignored && !is_tracked(g, rel, is_dir);
 }
 
 static void scan_gitignore_close (scan_gitignore *g) {
   if (g == NULL) return;
+  git_index_free(g->index);
   git_repository_free(g->repo);
   free(g);
   git_libgit2_shutdown();

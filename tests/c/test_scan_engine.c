@@ -837,6 +837,47 @@ static void same_findings (scan_engine *a, scan_engine *b, const char *text) {
   scan_ctx_free(ca); scan_ctx_free(cb);
 }
 
+/*
+** Regression: vectorscan 5.4.9's AVX-512 hs_scan variant missed matches of
+** this rule depending on the buffer's address (engine.c calls the AVX2
+** variant). Both lines must be found whatever the offset of the text.
+*/
+static void test_alignment_independent (void **state) {
+  /* rules/generic.rules' generic-secret-env (prefilter): the shape that failed */
+  static const char rules[] =
+    "[assign]\nname = a\nprovider = generic\nseverity = low\nprefilter = yes\n"
+    "pattern = ^[ \\t]*(?:export[ \\t]+|ENV[ \\t]+|-[ \\t]+)?(?:[A-Za-z_][A-Za-z0-9_.-]{0,40})?(?i:passw(?:or)?d|pwd|secret|token|api[_.-]?key|access[_.-]?key|private[_.-]?key|credentials?)[A-Za-z0-9_.-]{0,40}=[\"']?(?=[A-Za-z/+=_.-]*[0-9])(?!_*[A-Za-z][A-Za-z0-9_]*(?:\\.[A-Za-z_][A-Za-z0-9_]*)+(?:[^A-Za-z0-9/+=_.-]|$))(?!_*[a-z][a-z0-9]*(?:[_.-]+[a-z0-9]+)+(?:[^A-Za-z0-9/+=_.-]|$))(?!_*[A-Z][A-Z0-9]*(?:[_.-]+[A-Z0-9]+)+(?:[^A-Za-z0-9/+=_.-]|$))(?![A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[a-z]{2,12}(?:[^A-Za-z0-9/+=_.-]|$))([A-Za-z0-9_+=][A-Za-z0-9/+=_.-]{10,500}[A-Za-z0-9/+=_-])(?:[\"']|[ \\t\\r]*(?:#[^\\r\\n]*)?$)\n"
+    "example = A=1\nexample = B=2\nnegative = x\nnegative = y\n";
+  static const char text[] =
+    "TF_TOKEN_app_terraform_io=dKjmXq6rlhhv63.atlasv1.VXDUoUovGs1e09MhTaBOKgc2EwENC6_iHf9ppoCjukg7aFi5EecpOOLnu9P\n\n"
+    "TF_TOKEN_app_terraform_io=kB7xs5aGMujXh0.atlasv2.yTr53_Nz2ZcnhV4Ij-wdYfYSjLqz_loeraGAK49mtOgJTa0BQoCuTCRnE5EKQ9UwNwJ\n";
+  scan_ruleset rs;
+  scan_engine *e;
+  scan_ctx *c;
+  char msg[512], *text_at = malloc(sizeof text + 64);
+  int k;
+  (void)state;
+  assert_non_null(text_at);
+  scan_rules_init(&rs);
+  assert_int_equal(scan_rules_parse(&rs, rules, sizeof rules - 1, "t", msg, sizeof msg), 0);
+  e = scan_engine_new(&rs, NULL, msg, sizeof msg);
+  assert_non_null(e);
+  c = scan_ctx_new(e);
+  for (k = 0; k < 64; k++) {
+    results r;
+    memset(text_at, '#', (size_t)k);
+    text_at[k] = '\n';
+    memcpy(text_at + k + 1, text, sizeof text);
+    r = scan_with(c, text_at, strlen(text_at), 1);
+    assert_int_equal(r.n, 1);        /* the first line; the rule rejects the second */
+    results_free(&r);
+  }
+  scan_ctx_free(c);
+  scan_engine_free(e);
+  scan_rules_free(&rs);
+  free(text_at);
+}
+
 static void test_cache (void **state) {
   char root[] = "/tmp/ato-scan-cache-XXXXXX", dir[64], file[512], text[512];
   char sg[SG_LEN + 1], gh[GH_LEN + 1];
@@ -1005,6 +1046,7 @@ int main (void) {
     cmocka_unit_test(test_random_bytes),
     cmocka_unit_test(test_empty_rule_set),
     cmocka_unit_test(test_compile_errors),
+    cmocka_unit_test(test_alignment_independent),
     cmocka_unit_test(test_cache),
     cmocka_unit_test(test_threads),
   };
