@@ -275,6 +275,7 @@ static int engine_check (lua_State *L) {
 /* {====================================================== jobs */
 
 typedef struct job_list job_list;
+typedef struct job_box job_box;
 
 typedef struct jobref {
   scan_job *job;
@@ -282,13 +283,14 @@ typedef struct jobref {
   job_list *list;
   uv_async_t async;
   ato_task *waiter;           /* task in job:next(), or NULL */
+  job_box *box;               /* the userdata, or NULL once it let go */
   int orphan;                 /* the userdata is gone */
   int freed;                  /* scan_job_free done: only the handle remains */
   double started;
   struct jobref *prev, *next;
 } jobref;
 
-typedef struct job_box { jobref *ref; } job_box;
+struct job_box { jobref *ref; };
 
 /* Live jobs, for shutdown (only touched on the loop thread). */
 struct job_list { jobref *head; int hooked; };
@@ -315,6 +317,17 @@ static void job_release (jobref *r, job_list *jobs) {
   uv_close((uv_handle_t *)&r->async, free_jobref_memory);
 }
 
+/*
+** The handle keeps the loop alive only while a task waits on the job: a job
+** nobody waits on (left open by a script that ended or failed) must not
+** hold the process; shutdown_jobs cancels and joins it at exit.
+*/
+static void set_waiter (jobref *r, ato_task *t) {
+  r->waiter = t;
+  if (t != NULL) uv_ref((uv_handle_t *)&r->async);
+  else uv_unref((uv_handle_t *)&r->async);
+}
+
 /* Any thread may call this (uv_async_send is the thread-safe libuv call). */
 static void notify_job (void *ud) {
   uv_async_send(&((jobref *)ud)->async);
@@ -326,7 +339,7 @@ static void on_job_async (uv_async_t *h) {
   if (r->freed) return;
   if (r->waiter) {
     ato_task *t = r->waiter;
-    r->waiter = NULL;
+    set_waiter(r, NULL);
     ato_task_wake(t, ATO_WAKE_OK);
   }
   if (r->orphan && scan_job_finished(r->job)) job_release(r, r->list);
@@ -344,8 +357,9 @@ static int job_close (lua_State *L) {
   jobref *r = b->ref;
   if (r == NULL) return 0;
   b->ref = NULL;
+  r->box = NULL;
   r->orphan = 1;
-  r->waiter = NULL;
+  set_waiter(r, NULL);
   scan_job_cancel(r->job);
   if (scan_job_finished(r->job)) job_release(r, get_jobs(L));
   return 0;
@@ -467,7 +481,7 @@ static int push_batch (lua_State *L, jobref *r) {
 }
 
 static void next_detach (void *op) {
-  ((jobref *)op)->waiter = NULL;      /* the job goes on; its owner decides */
+  set_waiter(op, NULL);      /* the job goes on; its owner decides */
 }
 
 static int next_resume (lua_State *L, ato_task *t, void *op, ato_wake wake) {
@@ -475,7 +489,7 @@ static int next_resume (lua_State *L, ato_task *t, void *op, ato_wake wake) {
   (void)t;
   (void)op;
   (void)wake;
-  r->waiter = NULL;
+  set_waiter(r, NULL);
   return push_batch(L, r);
 }
 
@@ -490,7 +504,7 @@ static int job_next (lua_State *L) {
   ato_task *t = ato_task_enter(L, "job:next");
   if (scan_job_finished(r->job)) return push_batch(L, r);
   if (r->waiter) return luaL_error(L, "another task is waiting on this scan job");
-  r->waiter = t;
+  set_waiter(r, t);
   lua_settop(L, 2);
   return ato_task_wait(L, t, r, next_detach, next_resume, timeout);
 }
@@ -590,6 +604,7 @@ static int l_job (lua_State *L) {
   box->ref = NULL;
   luaL_setmetatable(L, JOB_META);
   uv_async_init(ato_loop(L), &r->async, on_job_async);
+  uv_unref((uv_handle_t *)&r->async);   /* see set_waiter */
   r->async.data = r;
   r->list = jobs;
   r->started = ato_now();
@@ -606,6 +621,7 @@ static int l_job (lua_State *L) {
   if (jobs->head) jobs->head->prev = r;
   jobs->head = r;
   box->ref = r;
+  r->box = box;
   return 1;
 }
 
@@ -615,8 +631,12 @@ static void shutdown_jobs (void *data) {
   job_list *jobs = data;
   while (jobs->head) {
     jobref *r = jobs->head;
+    /* the userdata outlives this (lua_close collects it later): its
+       close must find the job gone, not this freed jobref */
+    if (r->box != NULL) r->box->ref = NULL;
+    r->box = NULL;
     r->orphan = 1;
-    r->waiter = NULL;
+    set_waiter(r, NULL);
     job_release(r, jobs);
   }
 }

@@ -576,6 +576,29 @@ describe("ato.scan", function()
       assert.equal(f[1].fingerprint, ff[1].fingerprint)
     end)
 
+    -- A job nobody waits on must neither hold the process open nor be
+    -- freed twice when lua_close collects its userdata after shutdown.
+    it("a scan job left open does not hold the process at exit, whether the script ends or fails", function()
+      local start = [[
+        local scanner = require "ato.scanner"
+        local scan = require "ato.scan"
+        JOB = scanner.job(assert(scan.engine()), "files", {"/usr/include", "/usr/share"}, {threads = 2})
+      ]]
+      local cases = {
+        {"ends", "", 0},
+        {"fails", "error('boom')", 1},
+        {"fails in a task later", "local ato = require 'ato' ato.spawn(function() ato.sleep(0.05) error('late') end)", 1},
+        {"exits", "os.exit(3)", 3},
+      }
+      for _, c in ipairs(cases) do
+        local r = assert(ato.exec{support.ato_bin, "-e", start .. c[2], timeout = 60})
+        assert.is_nil(r.signal, c[1] .. ": " .. r.stderr)
+        assert.equal(c[3], r.code, c[1] .. ": " .. r.stderr)
+        assert.is_nil(r.stderr:find("AddressSanitizer", 1, true), c[1] .. ": " .. r.stderr)
+        assert.is_nil(r.stderr:find("still open", 1, true), c[1] .. ": " .. r.stderr)
+      end
+    end)
+
     it("counts lines and columns in bytes, in CRLF files and after UTF-8", function()
       local k = key("github-pat")
       local f = assert(scan.text("\xEF\xBB\xBF[gh]\r\nnote = \xC3\xA9t\xC3\xA9\r\ntoken \xE2\x86\x92 " .. k .. "\r\n"))
