@@ -7,3 +7,5 @@ ato=${ATO_BIN:-bin/ato}
 "$ato" bench/runtime.lua "$@"
 echo
 "$ato" bench/http.lua "$@"
+echo
+"$ato" bench/scan.lua "$@"
