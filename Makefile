@@ -17,7 +17,7 @@ VERSION := 0.1.0
 DEB_PKGS := gcc make pkg-config libc6-dev perl bsdutils time \
             liblua5.4-dev lua5.4 lua-cjson lua-busted \
             libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libcmocka-dev \
-            libvectorscan-dev libpcre2-dev libgit2-dev git clang \
+            libvectorscan-dev libpcre2-dev libgit2-dev libsqlite3-dev sqlite3 tzdata git clang \
             nginx-light openssl curl wrk socat ripgrep hyperfine nodejs
 
 # Libraries linked into bin/ato itself. Heavy ones (libcurl pulls ~35 shared
@@ -26,12 +26,20 @@ DEB_PKGS := gcc make pkg-config libc6-dev perl bsdutils time \
 HOST_PKGS   := lua5.4 libuv
 MODULE_PKGS := libcurl
 # Each loadable module and what it links (libhttp-parser has no .pc file).
-# bindings/scan/ is one module made of several files: lib/ato/scanner.so,
-# require "ato.scanner" (the C engine under the Lua facade ato.scan).
 MODULE_SRC  := bindings/httpc.c bindings/httpd.c
+# Folder modules: bindings/DIR/*.c make lib/ato/NAME.so (require "ato.NAME");
+# DIR/binding.c is the Lua binding, the other files the C core, which the
+# tests tests/c/test_DIR_*.c link without Lua. DIR:NAME pairs:
+#   scan:scanner   the secret-scanning engine under the facade ato.scan
+#   cron:cron      cron expressions and time zones under ato.sched
+#   store:storedb  the SQLite state store under the facade ato.store
+FOLDER_MODULES := scan:scanner cron:cron store:storedb
+.DEFAULT_GOAL := all
 SCAN_PKGS   := libhs libpcre2-8 libgit2
 SCAN_SRC    := $(wildcard bindings/scan/*.c)
 LIBS_scan   = $(shell pkg-config --libs $(SCAN_PKGS)) -lpthread
+LIBS_cron   =
+LIBS_store  = $(shell pkg-config --libs sqlite3) -lpthread
 # nodelete: curl's resolver threads may outlive a cancelled transfer
 # (CURLOPT_QUICK_EXIT), so its code must stay mapped after lua_close.
 LIBS_httpc  = $(shell pkg-config --libs libcurl) -Wl,-z,nodelete
@@ -39,7 +47,7 @@ LIBS_httpd  = -lhttp_parser
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CSTD    := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DATO_VERSION='"$(VERSION)"'
-PKG_CFLAGS = $(shell pkg-config --cflags $(HOST_PKGS) $(MODULE_PKGS) $(SCAN_PKGS) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(HOST_PKGS) $(MODULE_PKGS) $(SCAN_PKGS) sqlite3 2>/dev/null)
 CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -g -fPIC -Iruntime $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 HOST_LIBS  = $(shell pkg-config --libs $(HOST_PKGS) 2>/dev/null) -lm -ldl -lpthread
 # -rdynamic: loadable modules (lib/ato/*.so) call the runtime's ato_* API.
@@ -55,12 +63,27 @@ RUNTIME_SRC := $(wildcard runtime/*.c)
 HOSTBIND_SRC := $(filter-out $(MODULE_SRC),$(wildcard bindings/*.c))
 HOST_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME_SRC) $(HOSTBIND_SRC))
 CORE_OBJ    := $(filter-out $(BUILD)/runtime/main.o,$(HOST_OBJ))
-MODULES     := $(patsubst bindings/%.c,$(LIBDIR)/%.so,$(MODULE_SRC)) $(LIBDIR)/scanner.so
-SCAN_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(SCAN_SRC))
-# the scanner's C core without its Lua binding, for unit tests and fuzzers
-SCAN_CORE_OBJ := $(filter-out $(BUILD)/bindings/scan/binding.o,$(SCAN_OBJ))
+MODULES     := $(patsubst bindings/%.c,$(LIBDIR)/%.so,$(MODULE_SRC))
 CTEST_SRC   := $(wildcard tests/c/test_*.c)
 CTESTS      := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(CTEST_SRC))
+
+# One folder module (see FOLDER_MODULES): $(1) the folder, $(2) the name.
+# C unit tests link the runtime objects (not main.o) and cmocka; a folder's
+# tests (test_$(1)_*) link its core too. A folder without sources is skipped.
+define folder_module
+ifneq ($$(wildcard bindings/$(1)/*.c),)
+$(1)_OBJ := $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard bindings/$(1)/*.c))
+$(1)_CORE_OBJ := $$(filter-out $$(BUILD)/bindings/$(1)/binding.o,$$($(1)_OBJ))
+MODULES += $$(LIBDIR)/$(2).so
+$$(LIBDIR)/$(2).so: $$($(1)_OBJ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_ALL) -shared -o $$@ $$^ $$(LDFLAGS) $$(EXTRA_LDFLAGS) $$(LIBS_$(1))
+$$(BUILD)/tests/test_$(1)_%: tests/c/test_$(1)_%.c $$(CORE_OBJ) $$($(1)_CORE_OBJ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_ALL) -Ibindings/$(1) -o $$@ $$^ $$(LDFLAGS_ALL) $$(HOST_LIBS) $$(LIBS_$(1)) -lcmocka
+endif
+endef
+$(foreach m,$(FOLDER_MODULES),$(eval $(call folder_module,$(word 1,$(subst :, ,$(m))),$(word 2,$(subst :, ,$(m))))))
 
 .SECONDARY:
 
@@ -80,7 +103,7 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/scan/*.h) | deps
+$(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/*/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -92,16 +115,6 @@ $(LIBDIR)/%.so: $(BUILD)/bindings/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared -o $@ $< $(LDFLAGS) $(EXTRA_LDFLAGS) $(LIBS_$*)
 
-$(LIBDIR)/scanner.so: $(SCAN_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -shared -o $@ $^ $(LDFLAGS) $(EXTRA_LDFLAGS) $(LIBS_scan)
-
-# C unit tests link the runtime objects (not main.o) and cmocka; the
-# scanner's tests (test_scan_*) link its core too.
-$(BUILD)/tests/test_scan_%: tests/c/test_scan_%.c $(CORE_OBJ) $(SCAN_CORE_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Ibindings/scan -o $@ $^ $(LDFLAGS_ALL) $(HOST_LIBS) $(LIBS_scan) -lcmocka
-
 $(BUILD)/tests/%: tests/c/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS_ALL) $(HOST_LIBS) -lcmocka
@@ -109,19 +122,20 @@ $(BUILD)/tests/%: tests/c/%.c $(CORE_OBJ)
 run: deps all
 	$(BIN) scripts/demo.lua
 
-# The SARIF validator for the scan tests (npm test tooling, pinned by its
-# lock file). Debian 12's nodejs has no npm and NodeSource's includes it:
-# install Debian's npm only when there is none.
-SARIF_TOOLS := tests/sarif/node_modules/.package-lock.json
-$(SARIF_TOOLS): tests/sarif/package.json tests/sarif/package-lock.json | deps
+# npm test tooling, each folder pinned by its lock file: tests/sarif (the
+# SARIF validator of the scan tests), tests/cron (cron-parser, the oracle of
+# the cron tests). Debian 12's nodejs has no npm and NodeSource's includes
+# it: install Debian's npm only when there is none.
+NPM_TOOLS := $(patsubst %/package-lock.json,%/node_modules/.package-lock.json,$(wildcard tests/*/package-lock.json))
+tests/%/node_modules/.package-lock.json: tests/%/package.json tests/%/package-lock.json | deps
 	@command -v npm >/dev/null 2>&1 || { sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends npm; }
-	npm ci --prefix tests/sarif --no-audit --no-fund
+	npm ci --prefix tests/$* --no-audit --no-fund
 	@touch $@
 
 # prove runs every C test binary and every Lua spec; tests/tap-exec picks the
 # interpreter (the cmocka binary itself, or busted inside $(BIN)).
-test: deps all $(CTESTS) $(SARIF_TOOLS)
+test: deps all $(CTESTS) $(NPM_TOOLS)
 	ATO_BIN=$(BIN) ATO_CTEST_DIR=$(BUILD)/tests prove -f --timer --exec tests/tap-exec \
 	  $(CTESTS) $(sort $(wildcard tests/lua/*_spec.lua))
 

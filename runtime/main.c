@@ -40,6 +40,8 @@ static const char usage_text[] =
 "  --log-format FORMAT  human, json or auto (default auto: human when stderr\n"
 "                       is a terminal, JSON lines otherwise)\n"
 "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+"  --db PATH            the state database (default $ATO_DB, else\n"
+"                       $XDG_STATE_HOME/ato/ato.db or ~/.local/state/ato/ato.db)\n"
 "  -h, --help           this text\n"
 "  -V, --version        same as 'ato version'\n"
 "\n"
@@ -51,6 +53,7 @@ static const char usage_text[] =
 "\n"
 "Environment:\n"
 "  ATO_LOG_FORMAT, ATO_LOG_LEVEL   defaults for --log-format, --log-level\n"
+"  ATO_DB                          the state database (--db sets it)\n"
 "  NO_COLOR                        no colours in human-readable logs\n"
 "\n"
 "Exit status:\n"
@@ -143,6 +146,10 @@ static int parse_options (int argc, char **argv, options *o, int *file_only) {
       if (!valid_level(v))
         return -bad_value("--log-level", "debug, info, warn or error", v);
       o->log_level = v;
+    } else if ((v = option_value(argc, argv, &i, "--db")) != NULL) {
+      /* through the environment, so child `ato` processes (jobs) get it too */
+      if (*v == '\0') return -bad_value("--db", "a file path", v);
+      setenv("ATO_DB", v, 1);
     } else {
       break;  /* --help, --version, or unknown: the command decides */
     }
