@@ -201,6 +201,68 @@ static const luaL_Reg cond_methods[] = {
 
 /* }====================================================== */
 
+/* {====================================================== signal traps */
+
+#define TRAP_META "ato.trap"
+
+/* A task's view of one trapped signal: how many it has seen so far. */
+typedef struct trap { int index; unsigned long seen; } trap;
+
+/* ato.trap("term"|"int"|"hup") -> trap: from now on that signal wakes
+   trap:wait() instead of cancelling every task (task.h, ato_rt_trap). */
+static int l_trap (lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  ato_rt *rt = ato_rt_get(L);
+  int i = ato_rt_trap(rt, name);
+  trap *tp;
+  if (i < 0) return luaL_argerror(L, 1, "\"term\", \"int\" or \"hup\" expected");
+  tp = lua_newuserdatauv(L, sizeof *tp, 0);
+  tp->index = i;
+  tp->seen = rt->trap_received[i];
+  luaL_setmetatable(L, TRAP_META);
+  return 1;
+}
+
+/* op is the runtime while the task counts as waiting, NULL after */
+static void trap_detach (void *op) {
+  ato_rt_trap_waiting(op, -1);
+}
+
+static int trap_resume (lua_State *L, ato_task *t, void *op, ato_wake wake) {
+  trap *tp = luaL_checkudata(L, 1, TRAP_META);
+  if (op != NULL) ato_rt_trap_waiting(op, -1);   /* woken by the signal */
+  if (wake == ATO_WAKE_TIMEOUT)
+    return ato_return_error(L, "timeout", "no signal within %f s", luaL_checknumber(L, 2));
+  tp->seen = t->rt->trap_received[tp->index];
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* trap:wait([timeout]) -> true once the signal came (at once if it came
+   since the last wait), or nil, err (kind "timeout") */
+static int trap_wait (lua_State *L) {
+  trap *tp = luaL_checkudata(L, 1, TRAP_META);
+  double timeout = opt_timeout(L, 2);
+  ato_task *t = ato_task_enter(L, "trap:wait");
+  ato_rt *rt = t->rt;
+  if (rt->trap_received[tp->index] != tp->seen) {
+    tp->seen = rt->trap_received[tp->index];
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_settop(L, 2);
+  ato_waitq_push(&rt->trap_waiters[tp->index], t);
+  ato_rt_trap_waiting(rt, 1);
+  return ato_task_wait(L, t, rt, trap_detach, trap_resume, timeout);
+}
+
+static const luaL_Reg trap_methods[] = {
+  {"wait", trap_wait},
+  {NULL, NULL}
+};
+
+/* }====================================================== */
+
 /* {====================================================== runtime facts */
 
 /* ato.err(kind, message [, fields]) -> an error object (not raised) */
@@ -285,6 +347,7 @@ static const luaL_Reg core_funcs[] = {
   {"now", l_now},
   {"time", l_time},
   {"cond", l_cond},
+  {"trap", l_trap},
   {"err", l_err},
   {"current", l_current},
   {"tasks", l_tasks},
@@ -308,6 +371,7 @@ static void new_type (lua_State *L, const char *name, const luaL_Reg *meta,
 void ato_core_init_types (lua_State *L) {
   new_type(L, ATO_TASK_META, task_meta, task_methods);
   new_type(L, COND_META, NULL, cond_methods);
+  new_type(L, TRAP_META, NULL, trap_methods);
 }
 
 int luaopen_ato_core (lua_State *L) {

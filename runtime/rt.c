@@ -117,13 +117,26 @@ static void interrupt_hook (lua_State *L, lua_Debug *ar) {
   ato_task_raise_cancelled(L, t);
 }
 
+static int trap_index (int sig) {
+  return sig == SIGTERM ? ATO_TRAP_TERM : sig == SIGINT ? ATO_TRAP_INT
+       : sig == SIGHUP ? ATO_TRAP_HUP : -1;
+}
+
 /*
 ** Async-signal context: only a flag, lua_sethook (documented as safe here,
-** as lua.c uses it) and uv_async_send. A second signal exits at once.
+** as lua.c uses it) and uv_async_send. A second signal exits at once
+** (SIGHUP, only ever trapped, never does).
 */
 static void on_signal (int sig) {
   ato_rt *rt = signal_rt;
   lua_State *running;
+  int trap = trap_index(sig);
+  if (rt != NULL && trap >= 0 && rt->trap_on[trap] &&
+      (sig == SIGHUP || rt->signal_count++ == 0)) {
+    rt->trap_pending[trap] = 1;       /* on_wakeup tells the waiting tasks */
+    uv_async_send(&rt->wakeup);
+    return;
+  }
   if (rt == NULL || rt->signal_count++ > 0) {
     kill_child_groups();
     _exit(128 + sig);
@@ -136,10 +149,17 @@ static void on_signal (int sig) {
   uv_async_send(&rt->wakeup);
 }
 
-/* Back on the loop: cancel every task; the process ends once they unwind. */
+/* Back on the loop: trapped signals wake their waiters; any other cancels
+   every task, and the process ends once they unwind. */
 static void on_wakeup (uv_async_t *h) {
   ato_rt *rt = h->data;
-  int sig = rt->signal_pending;
+  int sig = rt->signal_pending, i;
+  for (i = 0; i < 3; i++) {
+    if (!rt->trap_pending[i]) continue;
+    rt->trap_pending[i] = 0;
+    rt->trap_received[i]++;
+    ato_waitq_wake_all(&rt->trap_waiters[i], ATO_WAKE_OK);
+  }
   if (sig == 0) return;
   rt->signal_pending = 0;
   if (rt->exit_signal == 0) rt->exit_signal = sig;
@@ -160,6 +180,31 @@ static void set_signal_handlers (void (*handler)(int)) {
   sigaddset(&sa.sa_mask, SIGTERM);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+}
+
+int ato_rt_trap (ato_rt *rt, const char *name) {
+  static const char *const names[] = {"term", "int", "hup"};
+  static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+  int i;
+  for (i = 0; i < 3 && strcmp(name, names[i]) != 0; i++) {}
+  if (i == 3) return -1;
+  if (!rt->trap_on[i] && sigs[i] == SIGHUP) {   /* TERM and INT have on_signal already */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaction(SIGHUP, &sa, NULL);
+  }
+  rt->trap_on[i] = 1;
+  return i;
+}
+
+void ato_rt_trap_waiting (ato_rt *rt, int delta) {
+  rt->trap_nwaiting += delta;
+  if (rt->trap_nwaiting > 0) uv_ref((uv_handle_t *)&rt->wakeup);
+  else uv_unref((uv_handle_t *)&rt->wakeup);
 }
 
 static void on_sigpipe (int sig) {
@@ -285,6 +330,7 @@ static void run_at_close (ato_rt *rt) {
 void ato_rt_close (ato_rt *rt) {
   uv_timer_t grace;
   set_signal_handlers(SIG_DFL);
+  if (rt->trap_on[ATO_TRAP_HUP]) signal(SIGHUP, SIG_DFL);
   signal_rt = NULL;
   rt->closing = 1;
   ato_sched_detach_all(rt);

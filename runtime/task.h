@@ -126,6 +126,12 @@ struct ato_rt {
   int closing;                /* shutting down: no more resumes */
   struct { void (*fn) (void *); void *data; } at_close[16];
   int nat_close;
+  /* signals a script took over (ato.trap), by ATO_TRAP_* index */
+  int trap_on[3];
+  volatile sig_atomic_t trap_pending[3];
+  unsigned long trap_received[3];
+  ato_waitq trap_waiters[3];
+  int trap_nwaiting;
   int log_json;               /* --log-format: -1 auto, 0 human, 1 json */
   const char *log_level;
 };
@@ -146,6 +152,20 @@ double ato_now (void);                         /* monotonic seconds */
 ** in reverse order of registration. Returns -1 if the table (16) is full.
 */
 int ato_rt_at_close (lua_State *L, void (*fn) (void *), void *data);
+
+/*
+** ato.trap: a script takes over SIGTERM, SIGINT or SIGHUP. A trapped
+** signal no longer cancels every task; it bumps trap_received[i] and wakes
+** the tasks in trap_waiters[i] instead. A second SIGTERM or SIGINT still
+** exits at once (kill_child_groups, then _exit), as untrapped ones do, so
+** a stuck graceful shutdown can always be cut short. Returns the index or
+** -1 for an unknown name ("term", "int", "hup").
+*/
+enum { ATO_TRAP_TERM, ATO_TRAP_INT, ATO_TRAP_HUP };
+int ato_rt_trap (ato_rt *rt, const char *name);
+/* Counts tasks waiting on traps (delta +1 or -1): while there are some,
+   the loop stays alive, since a signal may be the only thing left to come. */
+void ato_rt_trap_waiting (ato_rt *rt, int delta);
 
 /* Child process groups that a forced exit (second SIGINT) must kill. Add
    returns -1 when the list (1,024) is full; remove only what was added. */
