@@ -323,7 +323,13 @@ static int l_stats (lua_State *L) {
 
 static int l_config (lua_State *L) {
   ato_rt *rt = ato_rt_get(L);
-  lua_createtable(L, 0, 3);
+  char exe[4096];
+  size_t size = sizeof exe;
+  lua_createtable(L, 0, 4);
+  if (uv_exepath(exe, &size) == 0) {   /* for starting more ato processes */
+    lua_pushlstring(L, exe, size);
+    lua_setfield(L, -2, "exe");
+  }
   lua_pushstring(L, rt->log_json < 0 ? "auto" : rt->log_json ? "json" : "human");
   lua_setfield(L, -2, "log_format");
   lua_pushstring(L, rt->log_level);

@@ -61,6 +61,7 @@
 ** the op; at completion they call ato_task_wake, never Lua.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -90,7 +91,7 @@
 
 extern char **environ;
 
-typedef enum { MODE_CAPTURE, MODE_INHERIT, MODE_IGNORE } stream_mode;
+typedef enum { MODE_CAPTURE, MODE_INHERIT, MODE_IGNORE, MODE_APPEND } stream_mode;
 
 static const char *const mode_names[] = {"capture", "inherit", "ignore", NULL};
 
@@ -109,6 +110,8 @@ typedef struct exec_opts {
   double timeout;             /* seconds, < 0 for none */
   size_t limit;               /* max_output */
   stream_mode mode[3];        /* [1] stdout, [2] stderr */
+  const char *append[3];      /* MODE_APPEND: the file (a string in Lua) */
+  int fd[3];                  /* MODE_APPEND: opened by open_appends, or -1 */
 } exec_opts;
 
 /* A captured output stream: its pipe and what was read from it. */
@@ -427,6 +430,9 @@ static void set_output (uv_stdio_container_t *c, stream_mode mode,
     c->flags = UV_INHERIT_FD;
     c->data.fd = fd;
     fflush(fd == 1 ? stdout : stderr);  /* keep ato's own output in order */
+  } else if (mode == MODE_APPEND) {
+    c->flags = UV_INHERIT_FD;
+    c->data.fd = fd;                    /* the file's descriptor, see open_appends */
   } else {
     c->flags = UV_IGNORE;  /* libuv opens /dev/null for fds 0-2 */
   }
@@ -444,8 +450,8 @@ static int spawn (lua_State *L, exec_op *op, const exec_opts *o) {
   } else {
     stdio[0].flags = UV_IGNORE;  /* /dev/null: never the terminal */
   }
-  set_output(&stdio[1], o->mode[1], &op->out, 1);
-  set_output(&stdio[2], o->mode[2], &op->err, 2);
+  set_output(&stdio[1], o->mode[1], &op->out, o->mode[1] == MODE_APPEND ? o->fd[1] : 1);
+  set_output(&stdio[2], o->mode[2], &op->err, o->mode[2] == MODE_APPEND ? o->fd[2] : 2);
   po.exit_cb = on_process_exit;
   po.file = o->argv[0];
   po.args = o->argv;
@@ -802,16 +808,52 @@ static const char *opt_string (lua_State *L, const char *name, int binary,
   return s;
 }
 
-static stream_mode opt_mode (lua_State *L, const char *name) {
+/* stdout/stderr: a mode name, or {append = PATH} (the path is kept alive
+   in SLOT_KEEP). */
+static stream_mode opt_mode (lua_State *L, const char *name, const char **path) {
   int i = MODE_CAPTURE;
-  if (lua_getfield(L, SLOT_OPTS, name) != LUA_TNIL) {
-    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+  int t = lua_getfield(L, SLOT_OPTS, name);
+  if (t == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "append") != LUA_TSTRING)
+      opt_error(L, name, "\"capture\", \"inherit\", \"ignore\" or {append = PATH}");
+    check_nul(L, -1, name, NULL);
+    *path = lua_tostring(L, -1);
+    lua_setfield(L, SLOT_KEEP, name);
+    lua_pop(L, 1);
+    return MODE_APPEND;
+  }
+  if (t != LUA_TNIL) {
+    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : "";
     for (i = 0; mode_names[i] && strcmp(s, mode_names[i]) != 0; i++) {}
     if (mode_names[i] == NULL)
-      opt_error(L, name, "\"capture\", \"inherit\" or \"ignore\"");
+      opt_error(L, name, "\"capture\", \"inherit\", \"ignore\" or {append = PATH}");
   }
   lua_pop(L, 1);
   return (stream_mode)i;
+}
+
+/* Opens the {append = PATH} outputs (created 0600): 0, or -1 with the
+   failing stream's index in *which and errno set. */
+static int open_appends (exec_opts *o, int *which) {
+  int i;
+  for (i = 1; i <= 2; i++) {
+    if (o->mode[i] != MODE_APPEND) continue;
+    o->fd[i] = open(o->append[i], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (o->fd[i] < 0) {
+      *which = i;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void close_appends (exec_opts *o) {
+  int i;
+  for (i = 1; i <= 2; i++)
+    if (o->fd[i] >= 0) {
+      close(o->fd[i]);
+      o->fd[i] = -1;
+    }
 }
 
 /* [-0, +1] Pushes the timeout (a number, or nil) at SLOT_TIMEOUT. */
@@ -859,8 +901,10 @@ static void check_options (lua_State *L, exec_opts *o) {
   o->cwd = opt_string(L, "cwd", 0, NULL);
   o->input = opt_string(L, "stdin", 1, &o->input_len);
   o->mode[0] = MODE_IGNORE;
-  o->mode[1] = opt_mode(L, "stdout");
-  o->mode[2] = opt_mode(L, "stderr");
+  o->append[0] = o->append[1] = o->append[2] = NULL;
+  o->fd[0] = o->fd[1] = o->fd[2] = -1;
+  o->mode[1] = opt_mode(L, "stdout", &o->append[1]);
+  o->mode[2] = opt_mode(L, "stderr", &o->append[2]);
   o->limit = opt_limit(L);
 }
 
@@ -875,12 +919,26 @@ static int l_exec (lua_State *L) {
   exec_op *op;
   ato_task *t;
   int r;
+  int which;
   check_options(L, &o);
   t = ato_task_enter(L, "exec");
+  if (open_appends(&o, &which) != 0) {
+    int e = errno;
+    close_appends(&o);
+    ato_return_error(L, uv_kind(-e), "exec %s: %s file %s: %s", o.argv[0],
+                     which == 1 ? "stdout" : "stderr", o.append[which], strerror(e));
+    lua_pushstring(L, o.append[which]);
+    lua_setfield(L, -2, "path");
+    return 2;
+  }
   op = op_new(L, &o);
-  if (op == NULL) return luaL_error(L, "not enough memory");
+  if (op == NULL) {
+    close_appends(&o);
+    return luaL_error(L, "not enough memory");
+  }
   /* from here on, the op is freed only by its close callbacks */
   r = spawn(L, op, &o);
+  close_appends(&o);                  /* the child has its copies */
   if (r != 0) {
     close_all(op);
     return spawn_error(L, r, &o);

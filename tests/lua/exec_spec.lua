@@ -165,6 +165,33 @@ describe("ato.exec", function()
     end)
   end)
 
+  describe("output to a file", function()
+    it("appends stdout and stderr to files created 0600, in order", function()
+      local dir, cleanup = support.tmpdir()
+      finally(cleanup)
+      local log = dir .. "/run.log"
+      assert(ato.fs.write(log, "before\n"))
+      local r = assert(exec{"sh", "-c", "echo out; echo err >&2; echo out2", stdout = {append = log},
+                            stderr = {append = log}})
+      assert.equal(0, r.code)
+      assert.equal("", r.stdout)
+      assert.equal("before\nout\nerr\nout2\n", assert(ato.fs.read(log)))
+      local fresh = dir .. "/fresh.log"
+      assert(exec{"echo", "hi", stdout = {append = fresh}})
+      assert.equal("0600", assert(ato.fs.stat(fresh)).perms)
+      assert.equal("hi\n", assert(ato.fs.read(fresh)))
+    end)
+
+    it("returns an error naming a file it cannot open, and raises for a bad option", function()
+      local r, err = exec{"true", stderr = {append = "/nonexistent/ato-dir/x.log"}}
+      assert.is_nil(r)
+      assert.equal("not_found", err.kind)
+      assert.equal("exec true: stderr file /nonexistent/ato-dir/x.log: No such file or directory", err.message)
+      assert.has_error(function() exec{"true", stdout = {}} end)
+      assert.has_error(function() exec{"true", stdout = {append = 1}} end)
+    end)
+  end)
+
   describe("cwd", function()
     it("runs in the given directory", function()
       assert.equal("/\n", assert(exec{"pwd", cwd = "/"}).stdout)
@@ -460,7 +487,7 @@ describe("ato.exec", function()
       raises("option 'timeout' must be a number of seconds", {"echo", timeout = "1"})
       raises("option 'timeout' must be a number of seconds", {"echo", timeout = -1})
       raises("option 'timeout' must be a number of seconds", {"echo", timeout = 0/0})
-      raises("option 'stdout' must be \"capture\", \"inherit\" or \"ignore\"",
+      raises("option 'stdout' must be \"capture\", \"inherit\", \"ignore\" or {append = PATH}",
              {"echo", stdout = "bogus"})
       raises("option 'stderr' must be", {"echo", stderr = true})
       raises("option 'max_output' must be an integer", {"echo", max_output = -1})
