@@ -9,3 +9,7 @@ echo
 "$ato" bench/http.lua "$@"
 echo
 "$ato" bench/scan.lua "$@"
+echo
+"$ato" bench/sched_timers.lua "$@"
+echo
+"$ato" bench/sched_jobs.lua "$@"

@@ -33,6 +33,9 @@ static const char usage_text[] =
 "  - [ARGS...]          read the script from standard input\n"
 "  scan [PATH|-]...     find leaked secrets in files, trees, stdin or git\n"
 "                       history (ato scan --help)\n"
+"  jobs COMMAND ...     durable scheduled jobs: add, list, show, rm, pause,\n"
+"                       resume, run, history (ato jobs --help)\n"
+"  daemon [--listen A]  run the due jobs (ato daemon --help)\n"
 "  version [--json]     versions of ato and of each library it uses\n"
 "  help                 this text\n"
 "\n"
@@ -303,6 +306,8 @@ static int run_file (int argc, char **argv, int script, const options *o) {
    the main task and exits with the status it returns. */
 static const struct { const char *name, *module; } lua_commands[] = {
   {"scan", "ato.scan.cli"},
+  {"jobs", "ato.jobs.cli"},
+  {"daemon", "ato.daemon"},
   {NULL, NULL}
 };
 

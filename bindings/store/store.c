@@ -66,10 +66,11 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
   "  job TEXT NOT NULL,"
   "  slot REAL NOT NULL,"
   "  attempt INTEGER NOT NULL DEFAULT 1,"
-  "  status TEXT NOT NULL,"        /* claimed running ok failed timeout interrupted skipped */
+  "  status TEXT NOT NULL,"        /* queued claimed running ok failed timeout interrupted skipped */
+  "  due REAL NOT NULL,"           /* when it should start: slot, or a retry's time */
   "  owner TEXT,"                  /* the daemon holding the lease */
   "  lease_until REAL,"
-  "  claimed_at REAL NOT NULL,"
+  "  claimed_at REAL,"
   "  started_at REAL,"
   "  ended_at REAL,"
   "  exit_code INTEGER,"
@@ -79,7 +80,8 @@ static const char *const MIGRATIONS[STORE_SCHEMA_VERSION] = {
   "  UNIQUE (job, slot, attempt)"
   ");"
   "CREATE INDEX runs_job ON runs(job, id);"
-  "CREATE INDEX runs_open ON runs(status) WHERE status IN ('claimed', 'running');",
+  "CREATE INDEX runs_open ON runs(status) WHERE status IN ('claimed', 'running');"
+  "CREATE INDEX runs_queued ON runs(due) WHERE status = 'queued';",
 };
 
 /* }====================================================== */
