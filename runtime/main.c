@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -274,6 +275,29 @@ static void set_arg_table (lua_State *L, int argc, char **argv, int script,
 ** Runs the main chunk: src is the path or the code (NULL for stdin);
 ** arg[0] is argv[script] and the chunk's arguments start at argv[first_arg].
 */
+/*
+** ATO_NOT_BEFORE=EPOCH: `ato daemon` starts a job's process a little before
+** its due time and sets this, so that process start-up and loading the
+** script are paid before the due time and the script itself starts on
+** time. Waits (after loading, before running) until that wall-clock time;
+** a signal ends the wait early (the main task then sees it). The variable
+** is removed, so the job's own children do not wait again.
+*/
+static void wait_not_before (ato_rt *rt) {
+  const char *v = getenv("ATO_NOT_BEFORE");
+  char *end;
+  double when;
+  struct timespec ts;
+  if (v == NULL) return;
+  when = strtod(v, &end);
+  unsetenv("ATO_NOT_BEFORE");
+  if (end == v || when <= 0 || when > 1e11) return;   /* not a time: run now */
+  ts.tv_sec = (time_t)when;
+  ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
+  while (rt->signal_count == 0 &&
+         clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
 static int run_main (int argc, char **argv, int script, int first_arg,
                      main_kind kind, const char *src, const options *o) {
   ato_rt rt;
@@ -289,6 +313,7 @@ static int run_main (int argc, char **argv, int script, int first_arg,
   set_arg_table(rt.L, argc, argv, script, first_arg);
   luaL_checkstack(rt.L, argc - first_arg + 1, "too many arguments");
   for (i = first_arg; i < argc; i++) lua_pushstring(rt.L, argv[i]);
+  if (kind == MAIN_FILE) wait_not_before(&rt);
   rt.main = ato_task_spawn(rt.L, argc - first_arg);
   lua_pop(rt.L, 1);  /* the handle; the runtime anchors the task */
   status = ato_rt_run(&rt);

@@ -104,6 +104,7 @@ local function new_daemon(opts)
   d.lease = opts.lease or 30
   d.grace = opts.grace or 30
   d.poll = opts.poll or 1
+  d.prestart = opts.prestart or 1
   d.max_running = opts.max_running or 256
   d.host = hostname()
   d.pid = self_pid()
@@ -198,7 +199,7 @@ function Daemon:insert_runs(s, list, now)
       values[#values + 1] = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
       local p = {r.job, r.slot, r.attempt or 1, r.status, r.due or r.slot,
                  running and self.id or nil, running and now + self:lease_span() or nil,
-                 running and now or nil, running and now or nil,
+                 running and now or nil, running and math.max(now, r.slot) or nil,
                  r.status == "skipped" and now or nil, r.error}
       for k = 1, 11 do params[np + k] = p[k] end
       np = np + 11
@@ -212,20 +213,32 @@ end
 -- daemon's claim waits for it, then finds next_due moved on); returns the
 -- runs to start now, {id, job, slot, attempt, due, def}, already recorded
 -- running under this daemon's lease.
+--
+-- Prestart: a job falling due within --prestart seconds is claimed and
+-- started now, its process told to wait for the due time (ATO_NOT_BEFORE,
+-- see runtime/main.c), so that a burst of 100 jobs due in one second does
+-- not start the last one 100 process spawns late. Not for a job whose
+-- previous run still runs: its overlap policy is applied when it is due.
 function Daemon:claim_due(now)
+  local horizon = now + self.prestart * self.clock.speed
   local peek = self.store:exec("SELECT 1 FROM jobs WHERE paused = 0 AND next_due IS NOT NULL"
-    .. " AND next_due <= ?1 LIMIT 1", now)
+    .. " AND next_due <= ?1 LIMIT 1", horizon)
   if not peek or #peek == 0 then return {} end
   return self:tx("claiming due jobs", function(s)
     local rows = must(s:exec("SELECT j.*, (SELECT count(*) FROM runs r WHERE r.job = j.name AND r.status IN "
       .. OPEN .. ") AS open FROM jobs j WHERE j.paused = 0 AND j.next_due IS NOT NULL AND j.next_due <= ?1"
-      .. " ORDER BY j.next_due LIMIT 500", now))
+      .. " ORDER BY j.next_due LIMIT 500", horizon))
     local inserts, nexts, lasts, names, defs = {}, {}, {}, {}, {}
     for _, row in ipairs(rows) do
+      local early = row.next_due > now
+      if early and row.open > 0 then goto next_row end
       local job = jobs.decode_row(row)
       local opts = job.options
       -- late: more than a minute (or two polls) past due, in real time
-      local slots, skipped = due_slots(row, job.schedule, opts, now, math.max(60, 2 * self.poll) * self.clock.speed)
+      local slots, skipped = {row.next_due}, 0
+      if not early then
+        slots, skipped = due_slots(row, job.schedule, opts, now, math.max(60, 2 * self.poll) * self.clock.speed)
+      end
       local busy = row.open > 0
       for i, slot in ipairs(slots) do
         -- catch-up runs (missed = all) wait their turn whatever the overlap policy
@@ -248,7 +261,9 @@ function Daemon:claim_due(now)
       nexts[job.name] = jobs.next_due(job.schedule, math.max(now, last)) or cjson.null
       lasts[job.name] = last
       defs[job.name] = job
+      ::next_row::
     end
+    if #names == 0 then return {} end
     self:insert_runs(s, inserts, now)
     -- names are [%w._-]: safe inside a quoted JSON path
     must(s:exec("UPDATE jobs SET next_due = json_extract(?1, '$.\"' || name || '\"'),"
@@ -334,6 +349,8 @@ function Daemon:execute(run)
     end
     for k, v in pairs(extra) do env[k] = v end
   end
+  local wait = ((run.due or run.slot) - self:now()) / self.clock.speed
+  if wait > 0 then env.ATO_NOT_BEFORE = ("%.6f"):format(ato.time() + wait) end
   local lag = self:record_lag(run)
   log.info("daemon: run started", {job = job.name, run = run.id, attempt = run.attempt, lag = lag})
   local timeout = job.options.timeout and job.options.timeout / self.clock.speed   -- clock -> real
@@ -364,7 +381,7 @@ end
 -- Scheduling lag: from the run's due time to its process's spawn (the
 -- clock's seconds; the last 1,000 are kept for the /metrics quantiles).
 function Daemon:record_lag(run)
-  local lag = self:now() - (run.due or run.slot)
+  local lag = math.max(0, self:now() - (run.due or run.slot))   -- prestarted: on time
   local l = self.lag
   l.n, l.sum = l.n + 1, l.sum + lag
   if lag > l.max then l.max = lag end
@@ -478,7 +495,7 @@ function Daemon:next_wakeup(now)
   local t = self.poll
   for _, rows in ipairs{a or {}, b or {}} do
     if rows[1] and rows[1].t then
-      local dt = (rows[1].t - now) / self.clock.speed
+      local dt = (rows[1].t - now) / self.clock.speed - self.prestart
       if dt < t then t = dt end
     end
   end
@@ -651,6 +668,8 @@ Options:
                             whose daemon died is retried once it expires (at
                             once when that daemon ran on this host)
   --poll SECONDS            longest sleep between two looks at the table (1)
+  --prestart SECONDS        start a job's process this much before it is due;
+                            it waits, then runs its script on time (1; 0: off)
   --max-running N           runs at once (256)
   --runs-dir DIR            run logs (default: runs/ next to the database)
   -h, --help                this text
@@ -678,6 +697,10 @@ function M.main(...)
       elseif a == "--grace" then opts.grace = number_opt(args, i, a); i = i + 1
       elseif a == "--lease" then opts.lease = number_opt(args, i, a); i = i + 1
       elseif a == "--poll" then opts.poll = number_opt(args, i, a); i = i + 1
+      elseif a == "--prestart" then
+        opts.prestart = tonumber(args[i + 1])
+        if not opts.prestart or opts.prestart < 0 then error({usage = "--prestart needs seconds >= 0"}) end
+        i = i + 1
       elseif a == "--max-running" then opts.max_running = math.floor(number_opt(args, i, a)); i = i + 1
       elseif a == "--runs-dir" then opts.runs_dir = args[i + 1]; i = i + 1
         if not opts.runs_dir then error({usage = "--runs-dir needs a directory"}) end

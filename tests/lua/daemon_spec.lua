@@ -322,6 +322,32 @@ describe("ato jobs and ato daemon", function()
       assert.matches("SIGTERM", h[1].error)
     end)
 
+    it("starts a process early (--prestart) and its script runs at the due time, never before", function()
+      local w = world()
+      local job = w.script("job.lua", [[
+        local t = require("ato").time()
+        local f = assert(io.open(os.getenv("OUT"), "a"))
+        f:write(("%.6f %s\n"):format(t, os.getenv("ATO_SLOT")))
+        f:close()
+      ]])
+      w.env.OUT = w.dir .. "/times"
+      for i = 1, 20 do
+        assert.equal(0, w.ato({"jobs", "add", "burst" .. i, "--at", "+2s", "--", job}).code)
+      end
+      local d = w.daemon{"--prestart", "1.5", "--poll", "0.1"}
+      w.wait_until("20 runs", function()
+        local s = ato.fs.read(w.env.OUT) or ""
+        return select(2, s:gsub("\n", "")) >= 20
+      end)
+      d.stop("TERM")
+      for line in io.lines(w.env.OUT) do
+        local t, slot = line:match("^(%S+) (%S+)$")
+        local late = tonumber(t) - tonumber(slot)
+        assert.is_true(late >= 0, "a script started " .. -late .. " s before its due time")
+        assert.is_true(late < 1, "a script started " .. late .. " s late")
+      end
+    end)
+
     it("serves /healthz and /metrics on loopback", function()
       local w = world()
       local job = w.script("job.lua", "")
