@@ -27,6 +27,7 @@
 local ato = require "ato"
 local cjson = require "cjson"
 local log = require "ato.log"
+local redact = require "ato.redact"
 local jobs = require "ato.jobs"
 local store_mod = require "ato.store"
 
@@ -360,7 +361,9 @@ function Daemon:execute(run)
                 timeout = timeout}
   for _, a in ipairs(job.args) do argv[#argv + 1] = a end
   local r, err = ato.exec(argv)
-  local output = tail(logf, OUTPUT_TAIL)
+  -- the record is shown by `ato jobs history`: secrets in it are redacted
+  -- (the log file itself is the job's own, mode 0600)
+  local output = (redact.text(tail(logf, OUTPUT_TAIL)))
   local status, fields = "ok", {output = output}
   if not r then
     status = err.kind == "timeout" and "timeout" or "failed"

@@ -271,7 +271,8 @@ describe("ato jobs and ato daemon", function()
 
     it("retries a failing run with backoff up to its attempts, and skips overlapping occurrences", function()
       local w = world(fake_clock(1790000000, 20))
-      local fails = w.script("fails.lua", "io.stderr:write('no luck\\n') os.exit(3)")
+      w.env.KEY = "SG." .. ("aB3dE"):rep(4) .. "x1" .. "." .. ("Qw9Er8Ty7U"):rep(4) .. "zz9"
+      local fails = w.script("fails.lua", "io.stderr:write('no luck with ' .. os.getenv('KEY') .. '\\n') os.exit(3)")
       local slow = w.script("slow.lua", "require('ato').sleep(0.3)")    -- 6 fake seconds
       assert.equal(0, w.ato({"jobs", "add", "flaky", "--at", "+1s", "--attempts", "3", "--backoff", "2s",
                              "--", fails}).code)
@@ -290,6 +291,9 @@ describe("ato jobs and ato daemon", function()
         assert.matches("no luck", r.output)
       end
       assert.is_true(h[2].started_at - h[1].ended_at >= 2 - 0.5, "first backoff")
+      -- a key the job prints is redacted in the run record
+      assert.is_nil(w.ato({"jobs", "history", "flaky", "--json"}).stdout:find(w.env.KEY, 1, true))
+      assert.matches("SG%.", h[1].output)
       assert.is_true(h[3].started_at - h[2].ended_at >= 4 - 0.5, "second backoff doubles")
       local skipped, ok = 0, 0
       for _, r in ipairs(w.history("slow")) do
