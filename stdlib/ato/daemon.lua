@@ -226,13 +226,19 @@ function Daemon:claim_due(now)
     .. " AND next_due <= ?1 LIMIT 1", horizon)
   if not peek or #peek == 0 then return {} end
   return self:tx("claiming due jobs", function(s)
+    -- the clock again: BEGIN IMMEDIATE may have waited for another daemon
+    now = self:now()
+    horizon = now + self.prestart * self.clock.speed
+    -- open: runs going on; waiting: runs queued before this occurrence,
+    -- which go first (a new occurrence queues behind them)
     local rows = must(s:exec("SELECT j.*, (SELECT count(*) FROM runs r WHERE r.job = j.name AND r.status IN "
-      .. OPEN .. ") AS open FROM jobs j WHERE j.paused = 0 AND j.next_due IS NOT NULL AND j.next_due <= ?1"
+      .. OPEN .. ") AS open, (SELECT count(*) FROM runs r WHERE r.job = j.name AND r.status = 'queued') AS waiting"
+      .. " FROM jobs j WHERE j.paused = 0 AND j.next_due IS NOT NULL AND j.next_due <= ?1"
       .. " ORDER BY j.next_due LIMIT 500", horizon))
     local inserts, nexts, lasts, names, defs = {}, {}, {}, {}, {}
     for _, row in ipairs(rows) do
       local early = row.next_due > now
-      if early and row.open > 0 then goto next_row end
+      if early and (row.open > 0 or row.waiting > 0) then goto next_row end
       local job = jobs.decode_row(row)
       local opts = job.options
       -- late: more than a minute (or two polls) past due, in real time
@@ -242,8 +248,9 @@ function Daemon:claim_due(now)
       end
       local busy = row.open > 0
       for i, slot in ipairs(slots) do
-        -- catch-up runs (missed = all) wait their turn whatever the overlap policy
-        local catch_up = i > 1
+        -- catch-up runs (missed = all), and occurrences behind queued runs,
+        -- wait their turn whatever the overlap policy
+        local catch_up = i > 1 or row.waiting > 0
         if busy and not catch_up and opts.overlap == "skip" then
           inserts[#inserts + 1] = {job = job.name, slot = slot, status = "skipped",
                                    error = "the previous run was still running"}
@@ -284,6 +291,7 @@ function Daemon:claim_queued(now)
     .. " ORDER BY due, id LIMIT 500", now)
   if not cand or #cand == 0 then return {} end
   return self:tx("claiming queued runs", function(s)
+    now = self:now()                  -- BEGIN IMMEDIATE may have waited
     local claimed, taken = {}, {}
     for _, c in ipairs(cand) do
       if not taken[c.job] and self:open_runs(c.job) == 0 then
