@@ -18,6 +18,7 @@ DEB_PKGS := gcc make pkg-config libc6-dev perl bsdutils time \
             liblua5.4-dev lua5.4 lua-cjson lua-busted \
             libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libcmocka-dev \
             libvectorscan-dev libpcre2-dev libgit2-dev libsqlite3-dev sqlite3 tzdata git clang \
+            libedit-dev tmux \
             nginx-light openssl curl wrk socat ripgrep hyperfine nodejs
 
 # Libraries linked into bin/ato itself. Heavy ones (libcurl pulls ~35 shared
@@ -26,7 +27,7 @@ DEB_PKGS := gcc make pkg-config libc6-dev perl bsdutils time \
 HOST_PKGS   := lua5.4 libuv
 MODULE_PKGS := libcurl
 # Each loadable module and what it links (libhttp-parser has no .pc file).
-MODULE_SRC  := bindings/httpc.c bindings/httpd.c
+MODULE_SRC  := bindings/httpc.c bindings/httpd.c bindings/edit.c
 # Folder modules: bindings/DIR/*.c make lib/ato/NAME.so (require "ato.NAME");
 # DIR/binding.c is the Lua binding, the other files the C core, which the
 # tests tests/c/test_DIR_*.c link without Lua. DIR:NAME pairs:
@@ -44,6 +45,10 @@ LIBS_store  = $(shell pkg-config --libs sqlite3) -lpthread
 # (CURLOPT_QUICK_EXIT), so its code must stay mapped after lua_close.
 LIBS_httpc  = $(shell pkg-config --libs libcurl) -Wl,-z,nodelete
 LIBS_httpd  = -lhttp_parser
+# nodelete: libedit's readline interface keeps its editor and history in
+# globals that nothing in that interface frees; unmapping the library at
+# lua_close would turn them into leaks (LeakSanitizer reports them).
+LIBS_edit   = $(shell pkg-config --libs libedit) -Wl,-z,nodelete
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CSTD    := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DATO_VERSION='"$(VERSION)"'

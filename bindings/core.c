@@ -208,14 +208,20 @@ static const luaL_Reg cond_methods[] = {
 /* A task's view of one trapped signal: how many it has seen so far. */
 typedef struct trap { int index; unsigned long seen; } trap;
 
-/* ato.trap("term"|"int"|"hup") -> trap: from now on that signal wakes
-   trap:wait() instead of cancelling every task (task.h, ato_rt_trap). */
+/* ato.trap("term"|"int"|"hup" [, {repeat = true}]) -> trap: from now on
+   that signal wakes trap:wait() instead of cancelling every task (task.h,
+   ato_rt_trap); with repeat, a second one does not exit either. */
 static int l_trap (lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   ato_rt *rt = ato_rt_get(L);
   int i = ato_rt_trap(rt, name);
   trap *tp;
   if (i < 0) return luaL_argerror(L, 1, "\"term\", \"int\" or \"hup\" expected");
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "repeat");
+    ato_rt_trap_repeat(rt, i, lua_toboolean(L, -1));
+    lua_pop(L, 1);
+  }
   tp = lua_newuserdatauv(L, sizeof *tp, 0);
   tp->index = i;
   tp->seen = rt->trap_received[i];

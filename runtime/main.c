@@ -34,6 +34,7 @@ static const char usage_text[] =
 "  - [ARGS...]          read the script from standard input\n"
 "  scan [PATH|-]...     find leaked secrets in files, trees, stdin or git\n"
 "                       history (ato scan --help)\n"
+"  repl                 the incident console (also bare `ato` on a terminal)\n"
 "  jobs COMMAND ...     durable scheduled jobs: add, list, show, rm, pause,\n"
 "                       resume, run, history (ato jobs --help)\n"
 "  daemon [--listen A]  run the due jobs (ato daemon --help)\n"
@@ -333,6 +334,7 @@ static const struct { const char *name, *module; } lua_commands[] = {
   {"scan", "ato.scan.cli"},
   {"jobs", "ato.jobs.cli"},
   {"daemon", "ato.daemon"},
+  {"repl", "ato.repl"},
   {NULL, NULL}
 };
 
@@ -371,10 +373,8 @@ int main (int argc, char **argv) {
   if (i < 0) return -i;
   if (file_only && i < argc) return run_file(argc, argv, i, &o);
   if (i >= argc) {
-    if (isatty(0)) {
-      fputs(usage_text, stderr);
-      return EXIT_USAGE;
-    }
+    if (isatty(0))            /* a terminal: the console */
+      return run_lua_command(argc, argv, argc - 1, "ato.repl", &o);
     return run_main(argc, argv, 0, argc, MAIN_STDIN, NULL, &o);
   }
   cmd = argv[i];

@@ -132,7 +132,7 @@ static void on_signal (int sig) {
   lua_State *running;
   int trap = trap_index(sig);
   if (rt != NULL && trap >= 0 && rt->trap_on[trap] &&
-      (sig == SIGHUP || rt->signal_count++ == 0)) {
+      (sig == SIGHUP || rt->trap_repeat[trap] || rt->signal_count++ == 0)) {
     rt->trap_pending[trap] = 1;       /* on_wakeup tells the waiting tasks */
     uv_async_send(&rt->wakeup);
     return;
@@ -199,6 +199,10 @@ int ato_rt_trap (ato_rt *rt, const char *name) {
   }
   rt->trap_on[i] = 1;
   return i;
+}
+
+void ato_rt_trap_repeat (ato_rt *rt, int index, int repeat) {
+  rt->trap_repeat[index] = repeat;
 }
 
 void ato_rt_trap_waiting (ato_rt *rt, int delta) {

@@ -128,6 +128,7 @@ struct ato_rt {
   int nat_close;
   /* signals a script took over (ato.trap), by ATO_TRAP_* index */
   int trap_on[3];
+  int trap_repeat[3];         /* every signal goes to the trap (the REPL's Ctrl-C) */
   volatile sig_atomic_t trap_pending[3];
   unsigned long trap_received[3];
   ato_waitq trap_waiters[3];
@@ -163,6 +164,9 @@ int ato_rt_at_close (lua_State *L, void (*fn) (void *), void *data);
 */
 enum { ATO_TRAP_TERM, ATO_TRAP_INT, ATO_TRAP_HUP };
 int ato_rt_trap (ato_rt *rt, const char *name);
+/* With repeat, every such signal goes to the trap, none exits: for a
+   console where Ctrl-C is an everyday key. */
+void ato_rt_trap_repeat (ato_rt *rt, int index, int repeat);
 /* Counts tasks waiting on traps (delta +1 or -1): while there are some,
    the loop stays alive, since a signal may be the only thing left to come. */
 void ato_rt_trap_waiting (ato_rt *rt, int delta);

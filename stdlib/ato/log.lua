@@ -172,6 +172,8 @@ end
 
 -- }======================================================
 
+local writer                          -- nil: stderr (see set_writer)
+
 local function emit(level, msg, fields, bound)
   if LEVELS[level] < threshold then return end
   local merged = {}
@@ -183,7 +185,14 @@ local function emit(level, msg, fields, bound)
   local now = core.time()
   local line = format == "json" and json_line(level, now, text, safe)
                                  or human_line(level, now, text, safe)
-  io.stderr:write(line, "\n")
+  if writer then writer(line .. "\n") else io.stderr:write(line, "\n") end
+end
+
+--- log.set_writer(fn | nil): where lines go instead of stderr (the REPL
+--- shows them above the line being edited); nil restores stderr.
+function M.set_writer(fn)
+  if fn ~= nil and type(fn) ~= "function" then error("bad argument #1 to 'set_writer' (function expected)", 2) end
+  writer = fn
 end
 
 local function make(bound)
