@@ -318,7 +318,14 @@ local function ask(edit, question)
 end
 
 function M.interactive()
+  -- The banner and a first prompt go out before libedit loads (its dlopen
+  -- and terminal set-up are most of the start-up); libedit then draws its
+  -- own prompt over this one, from the start of the line.
+  io.stdout:write(("ato %s — Lua 5.4 on an event loop. .help for help, Ctrl-D to leave.\n> ")
+    :format(ato.config().version))
+  io.stdout:flush()
   local edit = require "ato.edit"
+  io.stdout:write("\r")
   install_globals()
   local s = new_session(edit.write)
   local hist = history_path()
@@ -349,8 +356,6 @@ function M.interactive()
       end
     end
   end)
-  io.stdout:write(("ato %s — Lua 5.4 on an event loop. .help for help, Ctrl-D to leave.\n")
-    :format(ato.config().version))
   local buf = ""
   while true do
     local line = edit.readline(buf == "" and "> " or ">> ")
