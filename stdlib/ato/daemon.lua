@@ -662,7 +662,7 @@ function M.run(opts)
 end
 
 M.HELP = [[
-Usage: ato [--db PATH] daemon [--listen 127.0.0.1:PORT] [OPTIONS]
+Usage: ato daemon [--db PATH] [--listen 127.0.0.1:PORT] [OPTIONS]
 
 Runs the durable jobs (`ato jobs`) of the state database: each due
 occurrence is claimed in a transaction (two daemons on one database never
@@ -673,6 +673,7 @@ running jobs finish (--grace); SIGHUP re-reads the job table (changes are
 also picked up within --poll seconds).
 
 Options:
+  --db PATH                 the state database (default $ATO_DB, see ato --help)
   --listen 127.0.0.1:PORT   serve /healthz and /metrics (Prometheus text)
   --grace SECONDS           how long a shutdown waits for running jobs (30)
   --lease SECONDS           how long a claim holds without renewal (30); a run
@@ -713,6 +714,8 @@ function M.main(...)
         if not opts.prestart or opts.prestart < 0 then error({usage = "--prestart needs seconds >= 0"}) end
         i = i + 1
       elseif a == "--max-running" then opts.max_running = math.floor(number_opt(args, i, a)); i = i + 1
+      elseif a == "--db" then opts.db = args[i + 1]; i = i + 1
+        if not opts.db or opts.db == "" then error({usage = "--db needs a file path"}) end
       elseif a == "--runs-dir" then opts.runs_dir = args[i + 1]; i = i + 1
         if not opts.runs_dir then error({usage = "--runs-dir needs a directory"}) end
       else error({usage = ("unknown argument '%s'"):format(a)}) end
@@ -727,7 +730,8 @@ function M.main(...)
     error(perr, 0)
   end
   if opts.help then io.stdout:write(M.HELP) return 0 end
-  local s, err = store_mod.open()
+  -- (the jobs it starts get the path as ATO_DB: see Daemon:execute)
+  local s, err = store_mod.open(opts.db)
   if not s then
     io.stderr:write("ato daemon: ", tostring(err), "\n")
     return 2

@@ -122,8 +122,14 @@ describe("ato jobs and ato daemon", function()
       assert.equal("ato jobs: no job 'hourly'\n", r.stderr)
       assert.equal(2, w.ato({"jobs", "frobnicate"}).code)
       assert.matches("Usage: ato %[%-%-db PATH%] jobs", w.ato({"jobs", "--help"}).stdout)
-      assert.matches("Usage: ato %[%-%-db PATH%] daemon", w.ato({"daemon", "--help"}).stdout)
+      assert.matches("Usage: ato daemon %[%-%-db PATH%]", w.ato({"daemon", "--help"}).stdout)
       assert.equal(2, w.ato({"daemon", "--listen", "0.0.0.0:1"}).code)
+      -- `ato daemon --db PATH` (as well as `ato --db PATH daemon`): a missing
+      -- directory is created, a file that is not a database is refused
+      assert(ato.fs.write(w.dir .. "/junk.db", ("junk\n"):rep(400)))
+      local r2 = w.ato({"daemon", "--db", w.dir .. "/junk.db"})
+      assert.equal(2, r2.code)
+      assert.matches("junk.db: file is not a database", r2.stderr, 1, true)
     end)
   end)
 
