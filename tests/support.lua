@@ -85,6 +85,9 @@ http {
   client_max_body_size 32m;
   client_body_buffer_size 32m;
   default_type application/octet-stream;
+  # /paced/: requests closer than 0.5 ms are delayed, so no reply can land
+  # while curl is still starting the next transfer (see http_spec)
+  limit_req_zone $binary_remote_addr zone=paced:1m rate=2000r/s;
   server {
     listen 127.0.0.1:%d;
     %s
@@ -97,6 +100,7 @@ http {
     location = /sink { access_log %s/body.log body; proxy_pass http://127.0.0.1:%d/ping; }
     location = /upload { proxy_pass http://127.0.0.1:%d/ping; }
     location /slow/ { limit_rate 64k; alias %s/html/; }
+    location /paced/ { limit_req zone=paced burst=100000; alias %s/html/; }
   }
 }
 ]]
@@ -165,7 +169,7 @@ function M.nginx(opts)
     local tls = opts.tls and TLS_LISTEN:format(server.tls_port, server.cert, server.key) or ""
     local access = opts.access_log == false and "off" or dir .. "/access.log conn"
     write_file(dir .. "/nginx.conf", NGINX_CONF:format(dir, dir, access, dir, dir, dir, dir, dir,
-      server.port, tls, dir, dir, server.port, server.port, dir))
+      server.port, tls, dir, dir, server.port, server.port, dir, dir))
     local task = ato.spawn(function()
       return ato.exec{"nginx", "-p", dir, "-c", dir .. "/nginx.conf", "-g", "daemon off;"}
     end)
