@@ -4,6 +4,7 @@
 **   redact.text(s)            -> redacted copy of s, number of secrets
 **   redact.value(s)           -> redacted form of s, a string known to be a secret
 **   redact.fingerprint(s)     -> first 8 hex digits of SHA-256(s)
+**   redact.sha256(s)          -> all 64 hex digits of SHA-256(s)
 **   redact.is_secret_name(n)  -> true if a field called n holds a secret
 **
 ** Bad argument types raise (numbers are accepted as strings, as everywhere
@@ -14,6 +15,7 @@
 
 #include "host.h"       /* luaopen_ato_redact, linked into the host */
 #include "redact.h"
+#include "sha256.h"
 
 #define BUFBOX "ato.redact.buf"
 
@@ -71,6 +73,17 @@ static int redact_fingerprint (lua_State *L) {
   return 1;
 }
 
+/* redact.sha256(s) -> 64 hex digits: to store or compare a secret
+   without keeping it (the sandbox keeps only its keys' digests) */
+static int redact_sha256 (lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char hex[65];
+  ato_sha256_hex(s, len, hex);
+  lua_pushlstring(L, hex, 64);
+  return 1;
+}
+
 static int redact_is_secret_name (lua_State *L) {
   size_t len;
   const char *name = luaL_checklstring(L, 1, &len);
@@ -82,6 +95,7 @@ static const luaL_Reg redact_funcs[] = {
   {"text", redact_text},
   {"value", redact_value},
   {"fingerprint", redact_fingerprint},
+  {"sha256", redact_sha256},
   {"is_secret_name", redact_is_secret_name},
   {NULL, NULL}
 };

@@ -38,6 +38,7 @@ static const char usage_text[] =
 "  jobs COMMAND ...     durable scheduled jobs: add, list, show, rm, pause,\n"
 "                       resume, run, history (ato jobs --help)\n"
 "  daemon [--listen A]  run the due jobs (ato daemon --help)\n"
+"  sandbox [OPTIONS]    a local SendGrid account to drill on (ato sandbox --help)\n"
 "  version [--json]     versions of ato and of each library it uses\n"
 "  help                 this text\n"
 "\n"
@@ -335,6 +336,7 @@ static const struct { const char *name, *module; } lua_commands[] = {
   {"jobs", "ato.jobs.cli"},
   {"daemon", "ato.daemon"},
   {"repl", "ato.repl"},
+  {"sandbox", "ato.sendgrid.sandbox"},
   {NULL, NULL}
 };
 
