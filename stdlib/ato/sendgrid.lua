@@ -80,6 +80,18 @@ end
 
 -- {====================================================== requests
 
+-- cjson reads every number as a float: give whole ones back as integers,
+-- so ids and counts print and concatenate as the API sent them (2, not 2.0).
+local function integers(v)
+  if type(v) == "number" then return math.tointeger(v) or v end
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      if type(x) == "number" or type(x) == "table" then v[k] = integers(x) end
+    end
+  end
+  return v
+end
+
 -- The endpoint a rate-limit window belongs to: method and path without ids.
 local function endpoint(method, path)
   return method .. " " .. path:gsub("%?.*$", "")
@@ -143,7 +155,7 @@ function Client:request(method, path, opts)
       if resp.body == nil or resp.body == "" then return "", resp end
       local ok, body = pcall(cjson.decode, resp.body)
       if not ok then return nil, ato.err("protocol", ("%s %s: the body is not JSON"):format(method, path)) end
-      return body, resp
+      return integers(body), resp
     end
   end
 end
@@ -257,6 +269,121 @@ end
 
 -- }======================================================
 
+-- {====================================================== subusers
+
+--- for u in client:subusers{username =} -> {id, username, email, disabled}
+function Client:subusers(query)
+  return self:pages("/v3/subusers", query)
+end
+
+--- client:subuser(name) -> the subuser | nil (nil, err on failure)
+function Client:subuser(name)
+  local ok, found = pcall(function()
+    for u in self:subusers{username = name} do
+      if u.username == name then return u end
+    end
+  end)
+  if not ok then return nil, found end
+  return found
+end
+
+--- client:create_subuser{username =, email =, password =, ips = {...}}
+function Client:create_subuser(def)
+  return self:request("POST", "/v3/subusers", {json = def})
+end
+
+local function no_content(body, err)
+  if not body then return nil, err end
+  return true
+end
+
+function Client:disable_subuser(name)
+  return no_content(self:request("PATCH", "/v3/subusers/" .. name, {json = {disabled = true}}))
+end
+
+function Client:enable_subuser(name)
+  return no_content(self:request("PATCH", "/v3/subusers/" .. name, {json = {disabled = false}}))
+end
+
+function Client:delete_subuser(name)
+  return no_content(self:request("DELETE", "/v3/subusers/" .. name))
+end
+
+-- }======================================================
+
+-- {====================================================== teammates
+
+-- The spec's examples say `results` where its schema says `result`: take both.
+local function result_list(body)
+  return body.result or body.results or {}
+end
+
+--- for t in client:teammates() -> {username, email, user_type, is_admin, ...}
+function Client:teammates()
+  return self:pages("/v3/teammates", nil, result_list)
+end
+
+--- client:pending_teammates() -> {{email, scopes, is_admin, token, expiration_date}, ...}
+function Client:pending_teammates()
+  local body, err = self:request("GET", "/v3/teammates/pending")
+  if not body then return nil, err end
+  local list = result_list(body)
+  for _, p in ipairs(list) do p.token = p.token or p.pending_id end
+  return list
+end
+
+--- client:invite_teammate{email =, scopes = {...}, is_admin =} -> {token, ...}
+function Client:invite_teammate(def)
+  return self:request("POST", "/v3/teammates", {json = def})
+end
+
+function Client:update_teammate(username, scopes, is_admin)
+  return self:request("PATCH", "/v3/teammates/" .. username, {json = {scopes = scopes, is_admin = is_admin}})
+end
+
+function Client:delete_teammate(username)
+  return no_content(self:request("DELETE", "/v3/teammates/" .. username))
+end
+
+function Client:delete_invite(token)
+  return no_content(self:request("DELETE", "/v3/teammates/pending/" .. token))
+end
+
+-- }======================================================
+
+-- {====================================================== IP access management
+
+--- client:ip_allowlist() -> {{id, ip, created_at, updated_at}, ...}
+function Client:ip_allowlist()
+  local body, err = self:request("GET", "/v3/access_settings/whitelist")
+  if not body then return nil, err end
+  return result_list(body)
+end
+
+--- client:allow_ips{"1.2.3.4", "10.0.0.0/8"} -> the entries added.
+--- Add the playbook host's own IP BEFORE removing any entry: an
+--- allow-list without it locks every user (UI and API) out.
+function Client:allow_ips(ips)
+  local list = {}
+  for i, ip in ipairs(ips) do list[i] = {ip = ip} end
+  local body, err = self:request("POST", "/v3/access_settings/whitelist", {json = {ips = list}})
+  if not body then return nil, err end
+  return result_list(body)
+end
+
+function Client:remove_allowed_ip(id)
+  return no_content(self:request("DELETE", "/v3/access_settings/whitelist/" .. id))
+end
+
+--- client:access_activity([limit]) -> recent access attempts, newest first
+function Client:access_activity(limit)
+  local body, err = self:request("GET", "/v3/access_settings/activity", {query = {limit = limit}})
+  if not body then return nil, err end
+  return result_list(body)
+end
+
+-- }======================================================
+
 -- {====================================================== suppressions
 
 --- for b in client:bounces{start_time =, end_time =} -> {created, email, reason, status}
@@ -265,9 +392,7 @@ function Client:bounces(query)
 end
 
 function Client:delete_bounce(email)
-  local body, err = self:request("DELETE", "/v3/suppression/bounces/" .. email)
-  if not body then return nil, err end
-  return true
+  return no_content(self:request("DELETE", "/v3/suppression/bounces/" .. email))
 end
 
 -- }======================================================

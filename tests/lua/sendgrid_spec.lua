@@ -99,6 +99,64 @@ describe("ato.sendgrid with the sandbox", function()
     assert.equal(403, e2.status)
   end)
 
+  it("audits the ato scenario: rogue subuser, unknown teammate and invite, attacker IP, and removes them", function()
+    local base, admin, stop = fresh{scenario = "ato", seed = 7}
+    finally(stop)
+    local c = assert(sendgrid.client{api_key = admin, base_url = base})
+    local known_subusers = {["acme-marketing"] = true, ["acme-transactional"] = true}
+    local rogue
+    for u in c:subusers() do if not known_subusers[u.username] then rogue = u.username end end
+    assert.matches("^mailer%-", rogue)
+    assert.is_true(c:disable_subuser(rogue))
+    assert.is_true(assert(c:subuser(rogue)).disabled)
+    assert.is_true(c:delete_subuser(rogue))
+    assert.is_nil(c:subuser(rogue))
+    local _, e404 = c:delete_subuser(rogue)
+    assert.equal(404, e404.status)
+    local made = assert(c:create_subuser{username = "drill-sub", email = "d@acme.example", password = "x!A9x!A9x!A9",
+                                         ips = {"198.51.100.10"}})
+    assert.equal("drill-sub", made.username)
+    assert.is_false(assert(c:subuser("drill-sub")).disabled)
+
+    local unknown
+    for t in c:teammates() do
+      if t.username ~= "ops-lead" and t.username ~= "analyst" then unknown = t end
+    end
+    assert.matches("^support%-", unknown.username)
+    assert.is_true(unknown.is_admin)
+    local pending = assert(c:pending_teammates())
+    assert.equal(1, #pending)
+    assert.is_true(c:delete_invite(pending[1].token))
+    assert.same({}, assert(c:pending_teammates()))
+    assert(c:update_teammate(unknown.username, {"stats.read"}, false))
+    assert.is_true(c:delete_teammate(unknown.username))
+    local invited = assert(c:invite_teammate{email = "new@acme.example", scopes = {"stats.read"}, is_admin = false})
+    assert.equal(24, #invited.token)
+
+    -- the allow-list: our own address first, then the attacker's entry out
+    local before = assert(c:ip_allowlist())
+    assert.equal(2, #before)
+    local mine = assert(c:allow_ips{"192.0.2.44"})
+    assert.equal("192.0.2.44/32", mine[1].ip)
+    local attacker
+    for _, e in ipairs(assert(c:ip_allowlist())) do if e.ip == "203.0.113.77/32" then attacker = e end end
+    assert.is_true(c:remove_allowed_ip(attacker.id))
+    local ips = {}
+    for _, e in ipairs(assert(c:ip_allowlist())) do ips[#ips + 1] = e.ip end
+    assert.same({"198.51.100.10/32", "192.0.2.44/32"}, ips)
+    local activity = assert(c:access_activity(10))
+    assert.equal("203.0.113.77", activity[1].ip)          -- newest first
+    local _, bad = c:allow_ips{"not-an-ip"}
+    assert.equal(400, bad.status)
+
+    -- a key without the teammates scope is refused
+    local stats = assert(c:create_api_key("stats-only", {"stats.read"}))
+    local limited = assert(sendgrid.client{api_key = stats.api_key, base_url = base})
+    local none, e403 = limited:pending_teammates()
+    assert.is_nil(none)
+    assert.equal(403, e403.status)
+  end)
+
   it("walks 1,200 bounces over pages, following the Link header", function()
     local base, admin, stop = fresh()
     finally(stop)

@@ -5,7 +5,12 @@
 --
 --   GET /v3/scopes                                  (any valid key)
 --   GET|POST /v3/api_keys, GET|PATCH|PUT|DELETE /v3/api_keys/{id}
---   GET|DELETE /v3/suppression/bounces, GET|DELETE /v3/suppression/bounces/{email}
+--   GET|POST /v3/subusers, PATCH|DELETE /v3/subusers/{name}
+--   GET|POST /v3/teammates, PATCH|DELETE /v3/teammates/{username},
+--   GET /v3/teammates/pending, DELETE /v3/teammates/pending/{token}
+--   GET|POST /v3/access_settings/whitelist, DELETE .../whitelist/{id},
+--   GET /v3/access_settings/activity
+--   GET /v3/suppression/bounces, DELETE /v3/suppression/bounces/{email}
 --
 -- Authentication as SendGrid does it: `Authorization: Bearer <key>`; 401
 -- for a missing or unknown key (a revoked key is unknown at once), 403
@@ -114,9 +119,46 @@ function Account:seed(scenario, seed)
                   status = "5.1.1"}
   end
   self:put("bounces", bounces)
+  self:seed_people(scenario, r, base)
   self:put("meta", {scenario = scenario, seed = seed, created = ato.time(),
                     admin_key_id = admin_key:match("^SG%.([^.]+)")})
   return admin_key
+end
+
+-- Subusers, teammates, invites, the IP allow-list and access activity.
+function Account:seed_people(scenario, r, base)
+  local subusers = {
+    {id = 1001, username = "acme-marketing", email = "marketing@acme.example", disabled = false},
+    {id = 1002, username = "acme-transactional", email = "tx@acme.example", disabled = false},
+  }
+  local teammates = {
+    {username = "ops-lead", email = "lead@acme.example", first_name = "Ops", last_name = "Lead",
+     user_type = "admin", is_admin = true, scopes = M.FULL_ACCESS},
+    {username = "analyst", email = "analyst@acme.example", first_name = "Data", last_name = "Analyst",
+     user_type = "teammate", is_admin = false, scopes = {"stats.read"}},
+  }
+  local pending = {}
+  local allow = {{id = 1, ip = "198.51.100.10/32", created_at = base - 90 * 86400, updated_at = base - 90 * 86400}}
+  local activity = {
+    {allowed = true, auth_method = "basic", first_at = base - 30 * 86400, ip = "198.51.100.10",
+     last_at = base - 3600, location = "Amsterdam, NL"},
+  }
+  if scenario == "ato" then
+    subusers[#subusers + 1] = {id = 1003, username = "mailer-" .. chars(r, 6):lower(),
+                               email = "ops@" .. chars(r, 8):lower() .. ".example", disabled = false}
+    teammates[#teammates + 1] = {username = "support-" .. chars(r, 5):lower(), email = "it-desk@" .. chars(r, 7):lower()
+      .. ".example", first_name = "IT", last_name = "Desk", user_type = "admin", is_admin = true, scopes = M.FULL_ACCESS}
+    pending[#pending + 1] = {email = "billing@" .. chars(r, 7):lower() .. ".example", scopes = M.FULL_ACCESS,
+                             is_admin = true, token = chars(r, 24), expiration_date = base + 6 * 86400}
+    allow[#allow + 1] = {id = 2, ip = "203.0.113.77/32", created_at = base - 2 * 86400, updated_at = base - 2 * 86400}
+    activity[#activity + 1] = {allowed = true, auth_method = "api_key", first_at = base - 3 * 86400,
+                               ip = "203.0.113.77", last_at = base - 600, location = "unknown"}
+  end
+  self:put("subusers", subusers)
+  self:put("teammates", teammates)
+  self:put("pending", pending)
+  self:put("allowlist", allow)
+  self:put("activity", activity)
 end
 
 -- }======================================================
@@ -286,6 +328,16 @@ route("DELETE", "/v3/api_keys/([^/]+)", "api_keys.delete", function(a, _, _, id)
   return {status = 204, body = ""}
 end)
 
+-- Removes the first item of list `k` for which pred holds; true if one was.
+function Account:remove_from(k, pred)
+  local list, kept, found = self:get(k) or {}, {}, false
+  for _, x in ipairs(list) do
+    if not found and pred(x) then found = true else kept[#kept + 1] = x end
+  end
+  if found then self:put(k, kept) end
+  return found
+end
+
 -- Page of a list by limit/offset, with a Link header as SendGrid sends it.
 local function page(req, list, max)
   local limit = math.min(tonumber(query(req).limit) or max, max)
@@ -300,6 +352,149 @@ local function page(req, list, max)
   return setmetatable(out, cjson.array_mt), {Link = table.concat(links, ", ")}
 end
 
+-- {---- subusers
+route("GET", "/v3/subusers", "subusers.read", function(a, req)
+  local list, name = a:get("subusers") or {}, query(req).username
+  if name then
+    local only = {}
+    for _, u in ipairs(list) do if u.username == name then only[1] = u end end
+    list = only
+  end
+  local items, headers = page(req, list, 500)
+  return json(200, items, headers)
+end)
+
+route("POST", "/v3/subusers", "subusers.create", function(a, req)
+  local b = body_of(req)
+  for _, f in ipairs{"username", "email", "password"} do
+    if not b or type(b[f]) ~= "string" or b[f] == "" then return errors(400, f .. " is required", f) end
+  end
+  if type(b.ips) ~= "table" then return errors(400, "ips is required", "ips") end
+  local list = a:get("subusers") or {}
+  for _, u in ipairs(list) do
+    if u.username == b.username then return errors(400, "username exists", "username") end
+  end
+  local id = 1000 + #list + 1 + a.r(1000) * 10
+  list[#list + 1] = {id = id, username = b.username, email = b.email, disabled = false}
+  a:put("subusers", list)
+  return json(200, {username = b.username, user_id = id, email = b.email, signup_session_token = chars(a.r, 20),
+                    authorization_token = chars(a.r, 20), credit_allocation = {type = "unlimited"}})
+end)
+
+route("PATCH", "/v3/subusers/([^/]+)", "subusers.update", function(a, req, _, name)
+  local b = body_of(req)
+  if not b or type(b.disabled) ~= "boolean" then return errors(400, "disabled must be true or false", "disabled") end
+  local list, found = a:get("subusers") or {}, false
+  for _, u in ipairs(list) do if u.username == name then u.disabled, found = b.disabled, true end end
+  if not found then return errors(404, "subuser not found") end
+  a:put("subusers", list)
+  return {status = 204, body = ""}
+end)
+
+route("DELETE", "/v3/subusers/([^/]+)", "subusers.delete", function(a, _, _, name)
+  if not a:remove_from("subusers", function(u) return u.username == name end) then
+    return errors(404, "subuser not found")
+  end
+  return {status = 204, body = ""}
+end)
+
+-- {---- teammates (pending first: /pending is not a username)
+route("GET", "/v3/teammates/pending", "teammates.read", function(a)
+  return json(200, {result = setmetatable(a:get("pending") or {}, cjson.array_mt)})
+end)
+
+route("DELETE", "/v3/teammates/pending/([^/]+)", "teammates.delete", function(a, _, _, token)
+  if not a:remove_from("pending", function(p) return p.token == token end) then
+    return errors(404, "invite not found")
+  end
+  return {status = 204, body = ""}
+end)
+
+route("GET", "/v3/teammates", "teammates.read", function(a, req)
+  local items, headers = page(req, a:get("teammates") or {}, 500)
+  for i, t in ipairs(items) do
+    items[i] = {username = t.username, email = t.email, first_name = t.first_name, last_name = t.last_name,
+                user_type = t.user_type, is_admin = t.is_admin}
+  end
+  return json(200, {result = items}, headers)
+end)
+
+route("POST", "/v3/teammates", "teammates.create", function(a, req)
+  local b = body_of(req)
+  if not b or type(b.email) ~= "string" or not b.email:find("@", 1, true) then
+    return errors(400, "email is required", "email")
+  end
+  if type(b.scopes) ~= "table" or type(b.is_admin) ~= "boolean" then
+    return errors(400, "scopes and is_admin are required", "scopes")
+  end
+  local invite = {email = b.email, scopes = b.scopes, is_admin = b.is_admin, token = chars(a.r, 24),
+                  expiration_date = math.floor(ato.time()) + 7 * 86400}
+  local list = a:get("pending") or {}
+  list[#list + 1] = invite
+  a:put("pending", list)
+  return json(201, {token = invite.token, email = invite.email, scopes = invite.scopes, is_admin = invite.is_admin})
+end)
+
+route("PATCH", "/v3/teammates/([^/]+)", "teammates.update", function(a, req, _, username)
+  local b = body_of(req)
+  if not b or type(b.scopes) ~= "table" or type(b.is_admin) ~= "boolean" then
+    return errors(400, "scopes and is_admin are required", "scopes")
+  end
+  local list, hit = a:get("teammates") or {}, nil
+  for _, t in ipairs(list) do if t.username == username then hit = t end end
+  if not hit then return errors(404, "teammate not found") end
+  hit.scopes, hit.is_admin = b.scopes, b.is_admin
+  hit.user_type = b.is_admin and "admin" or "teammate"
+  a:put("teammates", list)
+  return json(200, hit)
+end)
+
+route("DELETE", "/v3/teammates/([^/]+)", "teammates.delete", function(a, _, _, username)
+  if not a:remove_from("teammates", function(t) return t.username == username end) then
+    return errors(404, "teammate not found")
+  end
+  return {status = 204, body = ""}
+end)
+
+-- {---- IP access management
+route("GET", "/v3/access_settings/whitelist", "access_settings.whitelist.read", function(a)
+  return json(200, {result = setmetatable(a:get("allowlist") or {}, cjson.array_mt)})
+end)
+
+route("POST", "/v3/access_settings/whitelist", "access_settings.whitelist.create", function(a, req)
+  local b = body_of(req)
+  if not b or type(b.ips) ~= "table" or #b.ips == 0 then return errors(400, "ips is required", "ips") end
+  local list, added = a:get("allowlist") or {}, {}
+  local next_id = 1
+  for _, e in ipairs(list) do if e.id >= next_id then next_id = e.id + 1 end end
+  for _, x in ipairs(b.ips) do
+    if type(x) ~= "table" or type(x.ip) ~= "string" or not x.ip:match("^%d+%.%d+%.%d+%.%d+/?%d*$") then
+      return errors(400, "each entry needs an IPv4 address or CIDR range in ip", "ips")
+    end
+    local now = math.floor(ato.time())
+    local e = {id = next_id, ip = x.ip:find("/", 1, true) and x.ip or (x.ip .. "/32"), created_at = now, updated_at = now}
+    next_id = next_id + 1
+    list[#list + 1], added[#added + 1] = e, e
+  end
+  a:put("allowlist", list)
+  return json(201, {result = added})
+end)
+
+route("DELETE", "/v3/access_settings/whitelist/(%d+)", "access_settings.whitelist.delete", function(a, _, _, id)
+  if not a:remove_from("allowlist", function(e) return e.id == tonumber(id) end) then
+    return errors(404, "rule not found")
+  end
+  return {status = 204, body = ""}
+end)
+
+route("GET", "/v3/access_settings/activity", "access_settings.activity.read", function(a, req)
+  local list, out = a:get("activity") or {}, {}
+  local limit = tonumber(query(req).limit) or 20
+  for i = #list, math.max(1, #list - limit + 1), -1 do out[#out + 1] = list[i] end   -- newest first
+  return json(200, {result = setmetatable(out, cjson.array_mt)})
+end)
+
+-- {---- suppressions
 route("GET", "/v3/suppression/bounces", "suppression.bounces.read", function(a, req)
   local items, headers = page(req, a:get("bounces") or {}, 500)
   return json(200, items, headers)
@@ -355,6 +550,11 @@ function M.start(opts)
                           window = opts.window or 60}, Account)
   local admin
   if not a:get("meta") then admin = a:seed(opts.scenario or "clean", opts.seed or 1) end
+  -- what the API creates from now on (keys, tokens) must not be guessable
+  -- from the scenario's seed
+  local f = assert(io.open("/dev/urandom", "rb"))
+  a.r = rng(string.unpack("<I4", f:read(4)))
+  f:close()
   local server, err = require("ato.http").serve{host = opts.host or "127.0.0.1", port = opts.port or 0,
     handler = function(req) return a:handle(req) end}
   if not server then return nil, err end
