@@ -19,25 +19,8 @@ local N, C = quick and 5000 or 20000, 100
 local WRK_SECONDS = quick and "2s" or "5s"
 local RUNS = quick and 1 or 3
 
-local function run(argv)
-  local r, err = ato.exec(argv)
-  if not r then error(("%s: %s"):format(argv[1], err)) end
-  if not r.ok then error(("%s failed (%s): %s"):format(table.concat(argv, " "),
-    r.code or r.signal, r.stderr)) end
-  return r
-end
-
-local function have(cmd)
-  local r = ato.exec{"sh", "-c", "command -v " .. cmd}
-  return r and r.ok
-end
-
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  return s[(#s + 1) // 2]
-end
+local U = dofile "bench/util.lua"
+local run, have, median = U.run, U.have, U.median
 
 -- Median of RUNS runs of argv under GNU time: rate from parse(stdout), RSS.
 local function measure(argv, parse)

@@ -13,18 +13,8 @@ local ATO = os.getenv("ATO_BIN") or "bin/ato"
 local OUT = "bench/out"
 local DRIVER = OUT .. "/pty_prompt"
 
-local function run(argv)
-  local r, err = ato.exec(argv)
-  if not r then error(tostring(err)) end
-  if not r.ok then error(table.concat(argv, " ") .. ": " .. r.stderr .. r.stdout) end
-  return r
-end
-
-local function median(list)
-  table.sort(list)
-  local n = #list
-  return n % 2 == 1 and list[(n + 1) // 2] or (list[n // 2] + list[n // 2 + 1]) / 2
-end
+local U = dofile "bench/util.lua"
+local run, median = U.run, U.median
 
 run{"mkdir", "-p", OUT}
 run{"cc", "-O2", "-o", DRIVER, "bench/pty_prompt.c", "-lutil"}

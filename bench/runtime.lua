@@ -12,25 +12,8 @@ local ATO = os.getenv("ATO_BIN") or "bin/ato"
 local quick = arg[1] == "--quick"
 local RUNS = quick and 3 or 7
 
-local function run(argv)
-  local r, err = ato.exec(argv)
-  if not r then error(("%s: %s"):format(argv[1], err)) end
-  if not r.ok then error(("%s failed (%s): %s"):format(table.concat(argv, " "),
-    r.code or r.signal, r.stderr)) end
-  return r
-end
-
-local function have(cmd)
-  local r = ato.exec{"sh", "-c", "command -v " .. cmd}
-  return r and r.ok
-end
-
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  return s[(#s + 1) // 2]
-end
+local U = dofile "bench/util.lua"
+local run, have, median = U.run, U.have, U.median
 
 -- Runs argv n times under GNU time; returns median peak RSS (KB), median
 -- wall (s) and the last run's stdout.

@@ -64,41 +64,8 @@ local SECRETLINT = "13.0.6"
 
 -- {====================================================== helpers
 
-local function run(argv)
-  local r, err = ato.exec(argv)
-  if not r then error(("%s: %s"):format(argv[1], err)) end
-  if not r.ok then
-    error(("%s failed (%s): %s"):format(table.concat(argv, " "), r.code or r.signal, r.stderr))
-  end
-  return r
-end
-
-local function sh(script, ...)
-  return run{"sh", "-c", script, "sh", ...}
-end
-
-local function have(cmd)
-  local r = ato.exec{"sh", "-c", "command -v " .. cmd}
-  return r and r.ok
-end
-
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local U = dofile "bench/util.lua"
+local run, sh, have, median, read = U.run, U.sh, U.have, U.median, U.read
 
 local function log(...)
   io.stderr:write(string.format(...), "\n")

@@ -29,32 +29,8 @@ local cjson = require "cjson"
 local M = {}
 local VERSION = 3                -- bump when the layout or the method changes
 
-local function run(argv)
-  local r, err = ato.exec(argv)
-  if not r then error(("%s: %s"):format(argv[1], err)) end
-  if not r.ok then
-    error(("%s failed (%s): %s"):format(table.concat(argv, " "), r.code or r.signal, r.stderr))
-  end
-  return r
-end
-
-local function sh(script, ...)
-  return run{"sh", "-c", script, "sh", ...}
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  assert(f:close())
-end
+local U = dofile "bench/util.lua"
+local run, sh, read, write = U.run, U.sh, U.read, U.write
 
 local function read_json(path)
   local s = read(path)

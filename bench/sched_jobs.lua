@@ -24,12 +24,8 @@ local OUT = "bench/out/sched"
 math.randomseed(os.time())
 local PORT = 20000 + math.random(0, 20000)
 
-local function run(argv)
-  local r, err = ato.exec(argv)
-  if not r then error(tostring(err)) end
-  if not r.ok then error(table.concat(argv, " ") .. ": " .. r.stderr) end
-  return r
-end
+local U = dofile "bench/util.lua"
+local run = U.run
 
 local function percentile(list, p)
   local s = {}

@@ -76,25 +76,8 @@ local quick = arg[1] == "--quick"
 local RUNS = quick and 1 or 5
 local N = 1000000
 
-local function run(argv)
-  local r, err = ato.exec(argv)
-  if not r then error(("%s: %s"):format(argv[1], err)) end
-  if not r.ok then error(("%s failed (%s): %s"):format(table.concat(argv, " "),
-    r.code or r.signal, r.stderr)) end
-  return r
-end
-
-local function have(cmd)
-  local r = ato.exec{"sh", "-c", "command -v " .. cmd}
-  return r and r.ok
-end
-
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  return s[(#s + 1) // 2]
-end
+local U = dofile "bench/util.lua"
+local run, have, median = U.run, U.have, U.median
 
 -- Runs argv n times under GNU time; returns the median peak RSS (KB) and
 -- the median of each number in the JSON lines the runs printed.

@@ -11,6 +11,7 @@
 -- request, retries, applies per-host limits and wraps the response.
 
 local ato = require "ato"
+local calendar = require "ato.calendar"
 local httpc = require "ato.httpc"
 local cjson = require "cjson"
 
@@ -374,23 +375,13 @@ local IDEMPOTENT = {GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS 
 local MONTHS = {Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12}
 
--- Days since 1970-01-01 of a civil date (proleptic Gregorian).
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
 --- http.parse_date("Sun, 06 Nov 1994 08:49:37 GMT") -> epoch seconds, or nil
 function M.parse_date(s)
   local d, mon, y, H, Mi, S = tostring(s):match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
   if not d or not MONTHS[mon] then return nil end
   d, y, H, Mi, S = tonumber(d), tonumber(y), tonumber(H), tonumber(Mi), tonumber(S)
   if d < 1 or d > 31 or H > 23 or Mi > 59 or S > 60 then return nil end
-  return days_from_civil(y, MONTHS[mon], d) * 86400 + H * 3600 + Mi * 60 + S
+  return calendar.utc(y, MONTHS[mon], d, H, Mi, S)
 end
 
 -- What the server asks us to wait: Retry-After (seconds or a date), or

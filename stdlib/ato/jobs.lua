@@ -30,6 +30,7 @@
 -- not_found, exists, and the store's); misuse raises.
 local ato = require "ato"
 local cjson = require "cjson"
+local calendar = require "ato.calendar"
 local store_mod = require "ato.store"
 
 local M = {}
@@ -92,16 +93,6 @@ local function cron()
   return require "ato.cron"
 end
 
--- Days from 1970-01-01 to y-m-d (proleptic Gregorian).
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
 --- Epoch seconds of an `at` time (see the top), or nil, err.
 function M.parse_time(v, tz, now)
   now = now or M.clock.now()
@@ -123,7 +114,7 @@ function M.parse_time(v, tz, now)
   if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 59 then
     return nil, ato.err("invalid", ("bad time '%s': a field is out of range"):format(v))
   end
-  local base = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec
+  local base = calendar.utc(y, mo, d, h, mi, sec)
   if zone == "Z" then return base end
   local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
   if sign then
@@ -279,7 +270,9 @@ function M.add(def, opts)
   end
   s:audit{action = "job.add", target = def.name, actor = os.getenv("USER"),
           details = {schedule = sched, script = c.script}}
-  return M.get(def.name, opts)
+  -- what was just written, without reading it back (adding is a batch's hot path)
+  return {name = def.name, schedule = sched, script = c.script, args = c.args, options = o, paused = false,
+          next_due = first, created_at = now, updated_at = now}
 end
 
 --- jobs.get(name) -> job | nil (nil, err on a store failure)

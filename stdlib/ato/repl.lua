@@ -260,7 +260,11 @@ end
 local function escape(s) return (s:gsub("\\", "\\\\"):gsub("\n", "\\n")) end
 local function unescape(s) return (s:gsub("\\(.)", {["\\"] = "\\", n = "\n"})) end
 
+-- Creates the history file (0600, in a 0700 directory) if missing, then
+-- loads it: once, so that remembering a line is a plain append.
 local function load_history(edit, path)
+  ato.fs.mkdir(path:match("^(.*)/"), "700", {parents = true})
+  if not ato.fs.exists(path) then ato.fs.write(path, "", "600") end
   local f = io.open(path)
   if not f then return end
   for line in f:lines() do edit.add_history(unescape(line)) end
@@ -273,13 +277,10 @@ local function remember(edit, path, entry)
   local _, secrets = redact.text(entry)
   if secrets > 0 then return end
   edit.add_history(entry)
-  ato.fs.mkdir(path:match("^(.*)/"), "700", {parents = true})
-  local new = not ato.fs.exists(path)
-  local f = io.open(path, "a")
+  local f = io.open(path, "a")         -- load_history made it, mode 0600
   if not f then return end
   f:write(escape(entry), "\n")
   f:close()
-  if new then ato.exec{"chmod", "600", path} end
 end
 
 -- }======================================================

@@ -23,6 +23,7 @@
 local ato = require "ato"
 local cjson = require "cjson"
 local http = require "ato.http"
+local json = require "ato.json"
 local redact = require "ato.redact"
 
 local M = {}
@@ -79,18 +80,6 @@ end
 -- }======================================================
 
 -- {====================================================== requests
-
--- cjson reads every number as a float: give whole ones back as integers,
--- so ids and counts print and concatenate as the API sent them (2, not 2.0).
-local function integers(v)
-  if type(v) == "number" then return math.tointeger(v) or v end
-  if type(v) == "table" then
-    for k, x in pairs(v) do
-      if type(x) == "number" or type(x) == "table" then v[k] = integers(x) end
-    end
-  end
-  return v
-end
 
 -- The endpoint a rate-limit window belongs to: method and path without ids.
 local function endpoint(method, path)
@@ -153,9 +142,9 @@ function Client:request(method, path, opts)
       return nil, api_error(resp, method, path)
     else
       if resp.body == nil or resp.body == "" then return "", resp end
-      local ok, body = pcall(cjson.decode, resp.body)
+      local ok, body = pcall(json.decode, resp.body)
       if not ok then return nil, ato.err("protocol", ("%s %s: the body is not JSON"):format(method, path)) end
-      return integers(body), resp
+      return body, resp
     end
   end
 end

@@ -41,21 +41,7 @@ local function encode(v, level)
   return text
 end
 
--- cjson reads every number as a float: give integral ones back as
--- integers, as they were stored (3, not 3.0).
-local function integers(v)
-  if type(v) == "number" then return math.tointeger(v) or v end
-  if type(v) == "table" then
-    for k, x in pairs(v) do
-      if type(x) == "number" or type(x) == "table" then v[k] = integers(x) end
-    end
-  end
-  return v
-end
-
-local function decode(text)
-  return integers(json.decode(text))
-end
+local decode = require("ato.json").decode   -- whole numbers come back as integers
 
 local function check_key(key, level)
   if type(key) ~= "string" or key == "" then
