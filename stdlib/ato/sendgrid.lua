@@ -26,6 +26,8 @@ local http = require "ato.http"
 local json = require "ato.json"
 local redact = require "ato.redact"
 
+local function cjson_array(t) return setmetatable(t, cjson.array_mt) end
+
 local M = {}
 
 local BASE = {global = "https://api.sendgrid.com", eu = "https://api.eu.sendgrid.com"}
@@ -49,7 +51,9 @@ local function read_key_file(path)
 end
 
 --- sendgrid.client{api_key =, key_file =, base_url =, on_behalf_of =,
---- region = "global"|"eu", max_wait =, timeout =} -> client | nil, err
+--- region = "global"|"eu", max_wait =, timeout =, on_response =} -> client | nil, err
+--- on_response(method, path, resp) sees every HTTP response (tracing, and
+--- the contract tests read Prism's sl-violations header there).
 function M.client(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'client' (table expected)", 2) end
@@ -64,7 +68,8 @@ function M.client(opts)
   local base = opts.base_url or os.getenv("SENDGRID_BASE_URL") or BASE[region]
   base = base:gsub("/+$", "")
   local c = setmetatable({base = base, on_behalf_of = opts.on_behalf_of, max_wait = opts.max_wait or 120,
-                          timeout = opts.timeout or 30, windows = {}, calls = 0, waited = 0, throttled = 0}, Client)
+                          timeout = opts.timeout or 30, windows = {}, calls = 0, waited = 0, throttled = 0,
+                          on_response = opts.on_response}, Client)
   -- the key lives in a closure, not a field: pretty-printing or dumping the
   -- client cannot show it
   c.auth = function() return "Bearer " .. key end
@@ -130,6 +135,7 @@ function Client:request(method, path, opts)
     local resp, err = http.request{method = method, url = self.base .. path, query = opts.query,
                                    headers = headers, json = opts.json, timeout = self.timeout}
     if not resp then return nil, err end
+    if self.on_response then self.on_response(method, path, resp) end
     self:note_limits(ep, resp)
     if resp.status == 429 and attempt < 4 then
       self.throttled = self.throttled + 1
@@ -375,13 +381,351 @@ end
 
 -- {====================================================== suppressions
 
---- for b in client:bounces{start_time =, end_time =} -> {created, email, reason, status}
-function Client:bounces(query)
-  return self:pages("/v3/suppression/bounces", query)
+-- The lists and their paths; unsubscribes (global) are deleted one by one
+-- under /v3/asm/suppressions/global.
+local SUPPRESSIONS = {bounces = true, blocks = true, spam_reports = true, invalid_emails = true, unsubscribes = true}
+
+local function suppression_kind(kind)
+  if not SUPPRESSIONS[kind] then
+    error("bad suppression list '" .. tostring(kind) .. "' (bounces, blocks, spam_reports, invalid_emails, "
+          .. "unsubscribes)", 3)
+  end
+  return kind
 end
 
-function Client:delete_bounce(email)
-  return no_content(self:request("DELETE", "/v3/suppression/bounces/" .. email))
+local function escape_email(email)
+  return (tostring(email):gsub("[^%w%.@_%-+]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+--- for e in client:suppressions(kind [, {start_time =, end_time =, limit =}])
+--- -> {created, email, ...}, newest first. kind: bounces, blocks,
+--- spam_reports, invalid_emails, unsubscribes.
+function Client:suppressions(kind, query)
+  return self:pages("/v3/suppression/" .. suppression_kind(kind), query)
+end
+
+function Client:bounces(query) return self:suppressions("bounces", query) end
+function Client:blocks(query) return self:suppressions("blocks", query) end
+function Client:spam_reports(query) return self:suppressions("spam_reports", query) end
+function Client:invalid_emails(query) return self:suppressions("invalid_emails", query) end
+function Client:unsubscribes(query) return self:suppressions("unsubscribes", query) end
+
+--- client:suppression(kind, email) -> the entries for email ({} if none) | nil, err
+function Client:suppression(kind, email)
+  if suppression_kind(kind) == "unsubscribes" then
+    local body, err = self:request("GET", "/v3/asm/suppressions/global/" .. escape_email(email))
+    if not body then
+      if err.status == 404 then return {} end
+      return nil, err
+    end
+    return {{email = body.recipient_email}}
+  end
+  return self:request("GET", "/v3/suppression/" .. kind .. "/" .. escape_email(email))
+end
+
+--- client:delete_suppression(kind, email) -> true | nil, err. Recovery
+--- rule: do not bulk-delete bounces, blocks or spam reports after an
+--- attack; they protect the re-warm. Export them instead.
+function Client:delete_suppression(kind, email)
+  if suppression_kind(kind) == "unsubscribes" then
+    return no_content(self:request("DELETE", "/v3/asm/suppressions/global/" .. escape_email(email)))
+  end
+  return no_content(self:request("DELETE", "/v3/suppression/" .. kind .. "/" .. escape_email(email)))
+end
+
+function Client:delete_bounce(email) return self:delete_suppression("bounces", email) end
+
+--- client:delete_suppressions(kind, emails) -> true | nil, err; emails is a
+--- list, or the string "all" (delete_all).
+function Client:delete_suppressions(kind, emails)
+  if suppression_kind(kind) == "unsubscribes" then error("unsubscribes are deleted one by one", 2) end
+  local body = emails == "all" and {delete_all = true} or {emails = emails}
+  return no_content(self:request("DELETE", "/v3/suppression/" .. kind, {json = body}))
+end
+
+--- client:unsubscribe(emails) -> the addresses added to the global unsubscribes
+function Client:unsubscribe(emails)
+  local body, err = self:request("POST", "/v3/asm/suppressions/global", {json = {recipient_emails = emails}})
+  if not body then return nil, err end
+  return body.recipient_emails
+end
+
+-- }======================================================
+
+-- {====================================================== stats
+
+local function stats_query(q, list_name, list)
+  if type(q) ~= "table" or type(q.start_date) ~= "string" then
+    error("stats need {start_date = \"YYYY-MM-DD\", ...}", 3)
+  end
+  local out = {start_date = q.start_date, end_date = q.end_date, aggregated_by = q.aggregated_by}
+  if list_name then out[list_name] = list end
+  return out
+end
+
+-- Stats lists are small (a row per date): one request, no paging.
+function Client:stats_list(path, query)
+  local body, err = self:request("GET", path, {query = query})
+  if not body then return nil, err end
+  return body
+end
+
+--- client:stats{start_date =, end_date =, aggregated_by = "day"|"week"|"month"}
+--- -> {{date =, stats = {{metrics = {requests, delivered, bounces, ...}}}}, ...}
+function Client:stats(q)
+  return self:stats_list("/v3/stats", stats_query(q))
+end
+
+--- client:mailbox_provider_stats{start_date =, ..., mailbox_providers = {"Gmail", ...}}
+--- -> the same, stats per provider ({type = "mailbox_provider", name =, metrics =})
+function Client:mailbox_provider_stats(q)
+  return self:stats_list("/v3/mailbox_providers/stats", stats_query(q, "mailbox_providers", q.mailbox_providers))
+end
+
+--- client:category_stats{start_date =, ..., categories = {"receipts", ...}}
+function Client:category_stats(q)
+  if type(q) == "table" and (type(q.categories) ~= "table" or #q.categories == 0) then
+    error("category_stats needs categories = {...}", 2)
+  end
+  return self:stats_list("/v3/categories/stats", stats_query(q, "categories", q.categories))
+end
+
+--- sendgrid.totals(rows) -> the metrics summed over a stats answer, and
+--- per name ({[name] = metrics}) where rows have names (providers,
+--- categories). Rates are the caller's: bounces / processed and so on.
+function M.totals(rows)
+  local all, by = {}, {}
+  for _, row in ipairs(rows) do
+    for _, s in ipairs(row.stats) do
+      local into = all
+      if s.name then
+        by[s.name] = by[s.name] or {}
+        into = by[s.name]
+      end
+      for k, v in pairs(s.metrics) do into[k] = (into[k] or 0) + v end
+    end
+  end
+  return all, by
+end
+
+-- }======================================================
+
+-- {====================================================== mail send
+
+--- client:create_batch() -> batch_id | nil, err
+function Client:create_batch()
+  local body, err = self:request("POST", "/v3/mail/batch")
+  if not body then return nil, err end
+  return body.batch_id
+end
+
+function Client:batch(id)
+  local body, err = self:request("GET", "/v3/mail/batch/" .. id)
+  if not body then return nil, err end
+  return body.batch_id
+end
+
+local MAX_PERSONALIZATIONS = 1000
+
+-- The personalizations of a message: msg.personalizations as given, or
+-- one per address of msg.recipients (so recipients do not see each other).
+local function personalizations_of(msg)
+  if msg.recipients then
+    local list = {}
+    for i, r in ipairs(msg.recipients) do
+      list[i] = {to = {type(r) == "table" and r or {email = r}}}
+    end
+    return list
+  end
+  return msg.personalizations or {}
+end
+
+local function recipient_count(p)
+  return #(p.to or {}) + #(p.cc or {}) + #(p.bcc or {})
+end
+
+-- Splits personalizations into requests of at most 1,000 personalizations
+-- and 1,000 recipients (SendGrid's two limits).
+local function split(list)
+  local chunks, cur, n = {}, {}, 0
+  for _, p in ipairs(list) do
+    local k = recipient_count(p)
+    if #cur > 0 and (#cur >= MAX_PERSONALIZATIONS or n + k > MAX_PERSONALIZATIONS) then
+      chunks[#chunks + 1], cur, n = cur, {}, 0
+    end
+    cur[#cur + 1], n = p, n + k
+  end
+  if #cur > 0 then chunks[#chunks + 1] = cur end
+  return chunks
+end
+
+--- client:send(msg) -> {message_ids = {...}, requests =, recipients =} | nil, err
+--- msg is a mail/send body (personalizations, from, reply_to, subject,
+--- content or template_id, categories, custom_args, send_at, batch_id,
+--- asm, mail_settings = {sandbox_mode = {enable = true}}, ...), or with
+--- `recipients = {"a@x", {email =, name =}, ...}` in place of
+--- personalizations. Large lists go out as several requests; on a
+--- failure err.sent holds what was accepted before it (message_ids,
+--- requests, recipients), so a caller can resume instead of resending.
+function Client:send(msg)
+  if type(msg) ~= "table" then error("bad argument #1 to 'send' (table expected)", 2) end
+  local body = {}
+  for k, v in pairs(msg) do
+    if k ~= "recipients" and k ~= "personalizations" then body[k] = v end
+  end
+  local sent = {message_ids = {}, requests = 0, recipients = 0}
+  local chunks = split(personalizations_of(msg))
+  if #chunks == 0 then chunks = {{}} end          -- let the API say what is missing
+  for _, chunk in ipairs(chunks) do
+    body.personalizations = cjson_array(chunk)
+    local ok, err_or_resp = self:request("POST", "/v3/mail/send", {json = body})
+    if not ok then
+      err_or_resp.sent = sent
+      return nil, err_or_resp
+    end
+    sent.requests = sent.requests + 1
+    for _, p in ipairs(chunk) do sent.recipients = sent.recipients + recipient_count(p) end
+    local id = err_or_resp.headers["x-message-id"]
+    if id then sent.message_ids[#sent.message_ids + 1] = id end
+  end
+  return sent
+end
+
+--- client:scheduled_sends() -> {{batch_id, status}, ...} (paused or cancelled batches)
+function Client:scheduled_sends()
+  return self:request("GET", "/v3/user/scheduled_sends")
+end
+
+--- client:scheduled_send(batch_id) -> "pause" | "cancel" | nil (none), or nil, err
+function Client:scheduled_send(id)
+  local body, err = self:request("GET", "/v3/user/scheduled_sends/" .. id)
+  if not body then
+    if err.status == 404 then return nil end
+    return nil, err
+  end
+  return body[1] and body[1].status
+end
+
+-- Sets a batch's status: POST the first time, PATCH after.
+function Client:set_batch_status(id, status)
+  local body, err = self:request("POST", "/v3/user/scheduled_sends", {json = {batch_id = id, status = status}})
+  if body then return true end
+  if err.status ~= 400 then return nil, err end
+  return no_content(self:request("PATCH", "/v3/user/scheduled_sends/" .. id, {json = {status = status}}))
+end
+
+--- client:pause_batch(id), client:cancel_batch(id) -> true | nil, err
+function Client:pause_batch(id) return self:set_batch_status(id, "pause") end
+function Client:cancel_batch(id) return self:set_batch_status(id, "cancel") end
+
+--- client:resume_batch(id) -> true | nil, err (removes the pause)
+function Client:resume_batch(id)
+  return no_content(self:request("DELETE", "/v3/user/scheduled_sends/" .. id))
+end
+
+-- }======================================================
+
+-- {====================================================== event webhooks
+
+--- client:event_webhooks() -> {{id, url, enabled, <event flags>...}, ...}
+--- An ATO check: any URL you do not own receives your recipients' data.
+function Client:event_webhooks()
+  local body, err = self:request("GET", "/v3/user/webhooks/event/settings/all")
+  if not body then return nil, err end
+  return body.webhooks or {}, body.max_allowed
+end
+
+function Client:event_webhook(id)
+  return self:request("GET", "/v3/user/webhooks/event/settings/" .. id)
+end
+
+--- client:create_event_webhook{url =, enabled =, friendly_name =, delivered = true, ...}
+function Client:create_event_webhook(def)
+  return self:request("POST", "/v3/user/webhooks/event/settings", {json = def})
+end
+
+--- client:update_event_webhook(id, def) (def.url is required by the API)
+function Client:update_event_webhook(id, def)
+  return self:request("PATCH", "/v3/user/webhooks/event/settings/" .. id, {json = def})
+end
+
+function Client:delete_event_webhook(id)
+  return no_content(self:request("DELETE", "/v3/user/webhooks/event/settings/" .. id))
+end
+
+--- client:test_event_webhook(url) -> true | nil, err (SendGrid posts a test event)
+function Client:test_event_webhook(url)
+  return no_content(self:request("POST", "/v3/user/webhooks/event/test", {json = {url = url}}))
+end
+
+-- }======================================================
+
+-- {====================================================== senders and the user
+
+--- for d in client:domains{domain =} -> authenticated domains {id, domain, valid, dns, ...}
+function Client:domains(query)
+  return self:pages("/v3/whitelabel/domains", query)
+end
+
+function Client:domain(id)
+  return self:request("GET", "/v3/whitelabel/domains/" .. id)
+end
+
+--- client:create_domain{domain =, subdomain =, ...} -> the domain and its DNS records
+function Client:create_domain(def)
+  return self:request("POST", "/v3/whitelabel/domains", {json = def})
+end
+
+function Client:update_domain(id, def)
+  return self:request("PATCH", "/v3/whitelabel/domains/" .. id, {json = def})
+end
+
+function Client:delete_domain(id)
+  return no_content(self:request("DELETE", "/v3/whitelabel/domains/" .. id))
+end
+
+function Client:validate_domain(id)
+  return self:request("POST", "/v3/whitelabel/domains/" .. id .. "/validate")
+end
+
+--- for s in client:verified_senders() -> {id, nickname, from_email, verified, ...}
+--- (the API pages with limit and lastSeenID)
+function Client:verified_senders(page_size)
+  page_size = page_size or 100
+  local items, i, last, done = {}, 0, nil, false
+  return function()
+    i = i + 1
+    if items[i] == nil and not done then
+      local body, err = self:request("GET", "/v3/verified_senders", {query = {limit = page_size, lastSeenID = last}})
+      if not body then error(err, 0) end
+      items, i = body.results or {}, 1
+      done = #items < page_size
+      if items[#items] then last = items[#items].id end
+    end
+    return items[i]
+  end
+end
+
+function Client:create_verified_sender(def)
+  return self:request("POST", "/v3/verified_senders", {json = def})
+end
+
+function Client:delete_verified_sender(id)
+  return no_content(self:request("DELETE", "/v3/verified_senders/" .. id))
+end
+
+--- client:profile() -> {first_name, last_name, company, ...}
+function Client:profile() return self:request("GET", "/v3/user/profile") end
+function Client:update_profile(fields) return self:request("PATCH", "/v3/user/profile", {json = fields}) end
+
+--- client:account() -> {type, reputation}
+function Client:account() return self:request("GET", "/v3/user/account") end
+
+--- client:account_email() -> the account's e-mail address (check it was not changed)
+function Client:account_email()
+  local body, err = self:request("GET", "/v3/user/email")
+  if not body then return nil, err end
+  return body.email
 end
 
 -- }======================================================

@@ -169,7 +169,7 @@ describe("ato.sendgrid with the sandbox", function()
     end
     assert.equal(1200, count)
     assert.equal(3, c.calls)                   -- 500 + 500 + 200
-    assert.is_true(c:delete_bounce("bounced0001@example.com") or c:delete_bounce("bounced0001@example.net"))
+    assert.is_true(c:delete_bounce("bounced00001@example.com") or c:delete_bounce("bounced00001@example.net"))
     count = 0
     for _ in c:bounces{limit = 100} do count = count + 1 end
     assert.equal(1199, count)

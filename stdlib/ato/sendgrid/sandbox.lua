@@ -1,195 +1,208 @@
 -- ato.sendgrid.sandbox: `ato sandbox`, a stateful local SendGrid account for
 -- drills and tests, served by ato.http's server and kept in the state store
 -- (ato.store), so it survives a restart. It follows the official OpenAPI
--- description (../shared/sendgrid-oai) for the endpoints it serves:
+-- description (../shared/sendgrid-oai) for the endpoints it serves, which
+-- its parts register (each file lists its endpoints):
 --
---   GET /v3/scopes                                  (any valid key)
---   GET|POST /v3/api_keys, GET|PATCH|PUT|DELETE /v3/api_keys/{id}
---   GET|POST /v3/subusers, PATCH|DELETE /v3/subusers/{name}
---   GET|POST /v3/teammates, PATCH|DELETE /v3/teammates/{username},
---   GET /v3/teammates/pending, DELETE /v3/teammates/pending/{token}
---   GET|POST /v3/access_settings/whitelist, DELETE .../whitelist/{id},
---   GET /v3/access_settings/activity
---   GET /v3/suppression/bounces, DELETE /v3/suppression/bounces/{email}
+--   sandbox/access.lua        API keys, scopes, subusers, teammates, the IP
+--                             allow-list and access activity
+--   sandbox/suppressions.lua  bounces, blocks, spam reports, invalid
+--                             e-mails, global unsubscribes
+--   sandbox/stats.lua         global, mailbox-provider and category stats
+--   sandbox/mail.lua          mail send, batch ids, scheduled sends
+--   sandbox/webhooks.lua      event webhook settings, and the delivery of
+--                             events to the configured URLs
+--   sandbox/senders.lua       domain authentication, verified senders, the
+--                             user's profile, account and e-mail
+--   sandbox/scenario.lua      the scenarios (clean, ato) and the drill-only
+--                             GET /sandbox/subscribers
+--   sandbox/model.lua         what happens to accepted mail
 --
 -- Authentication as SendGrid does it: `Authorization: Bearer <key>`; 401
 -- for a missing or unknown key (a revoked key is unknown at once), 403
--- when the key lacks the endpoint's scope. Every response carries
+-- when the key lacks the endpoint's scope. `on-behalf-of: <subuser>` gives
+-- the subuser's view of the account data (suppressions, stats, webhooks,
+-- senders, profile, scheduled sends); it is refused on mail send (as
+-- SendGrid documents) and on keys and subusers (a simplification: the
+-- sandbox's keys all belong to the parent). Every response carries
 -- X-RateLimit-Limit/Remaining/Reset (per key and endpoint, a fixed window);
 -- past the budget: 429 {"errors":[{"field":null,"message":"too many requests"}]}.
--- Errors are SendGrid's shape: {"errors":[{"field":..., "message":...}]}.
 --
 -- Keys are stored as their SHA-256 only; a key's secret is shown once, by
 -- POST /v3/api_keys, as SendGrid does. Scenario data comes from a seed.
 local ato = require "ato"
-local cjson = require "cjson"
 local store_mod = require "ato.store"
 local redact = require "ato.redact"
 local log = require "ato.log"
+local util = require "ato.sendgrid.sandbox.util"
 
 local M = {}
 
 local PREFIX = "sandbox/"
+M.PREFIX = PREFIX
 
--- Scopes a full-access key holds (those the served endpoints need, and the
--- rest a playbook looks for in GET /v3/scopes).
+-- Scopes a full-access key holds: those the served endpoints need, and the
+-- rest of the families a playbook looks for in GET /v3/scopes.
 M.FULL_ACCESS = {
+  "access_settings.activity.read", "access_settings.whitelist.create", "access_settings.whitelist.delete",
+  "access_settings.whitelist.read", "access_settings.whitelist.update",
+  "alerts.create", "alerts.delete", "alerts.read", "alerts.update",
   "api_keys.create", "api_keys.delete", "api_keys.read", "api_keys.update",
-  "mail.send", "scheduled_sends.create", "scheduled_sends.read",
-  "stats.global.read", "stats.read", "subusers.create", "subusers.delete", "subusers.read",
-  "subusers.update", "suppression.bounces.delete", "suppression.bounces.read",
-  "suppression.blocks.delete", "suppression.blocks.read", "teammates.create",
-  "teammates.delete", "teammates.read", "teammates.update", "user.account.read",
-  "user.webhooks.event.settings.read", "user.webhooks.event.settings.update",
-  "access_settings.whitelist.create", "access_settings.whitelist.delete",
-  "access_settings.whitelist.read", "access_settings.activity.read",
+  "asm.suppressions.global.create", "asm.suppressions.global.delete", "asm.suppressions.global.read",
+  "categories.stats.read", "categories.stats.sums.read",
+  "mail.batch.create", "mail.batch.read", "mail.send", "mailbox_providers.stats.read",
+  "stats.global.read", "stats.read",
+  "subusers.create", "subusers.delete", "subusers.read", "subusers.update",
+  "suppression.blocks.delete", "suppression.blocks.read", "suppression.bounces.delete", "suppression.bounces.read",
+  "suppression.invalid_emails.delete", "suppression.invalid_emails.read",
+  "suppression.spam_reports.delete", "suppression.spam_reports.read", "suppression.unsubscribes.read",
+  "teammates.create", "teammates.delete", "teammates.read", "teammates.update",
+  "user.account.read", "user.email.read", "user.profile.read", "user.profile.update",
+  "user.scheduled_sends.create", "user.scheduled_sends.delete", "user.scheduled_sends.read",
+  "user.scheduled_sends.update",
+  "user.webhooks.event.settings.read", "user.webhooks.event.settings.update", "user.webhooks.event.test.create",
+  "verified_senders.create", "verified_senders.delete", "verified_senders.read",
+  "whitelabel.create", "whitelabel.delete", "whitelabel.read", "whitelabel.update",
 }
 
--- {====================================================== deterministic data
-
--- A small PRNG (xorshift32) so that a seed gives the same account anywhere.
-local function rng(seed)
-  local x = (seed % 0xffffffff) + 1
-  return function(n)
-    x = x ~ ((x << 13) & 0xffffffff)
-    x = x ~ (x >> 17)
-    x = x ~ ((x << 5) & 0xffffffff)
-    return x % n
-  end
-end
-
-local ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-local function chars(r, n)
-  local t = {}
-  for i = 1, n do
-    local k = r(#ALPHA) + 1
-    t[i] = ALPHA:sub(k, k)
-  end
-  return table.concat(t)
-end
-
---- A key in SendGrid's shape, SG.<22 id>.<43 secret>, and its id.
-local function new_key(r)
-  local id = chars(r, 22)
-  return "SG." .. id .. "." .. chars(r, 43), id
-end
-
 local sha = redact.sha256
-
--- }======================================================
+local errors, has = util.errors, util.has
 
 -- {====================================================== the account
 
+-- An account is a namespace of the store ("sandbox/" for the parent,
+-- "sandbox/sub/<name>/" for a subuser seen through on-behalf-of) with a
+-- read cache in front: the sandbox is the only writer of its keys, and
+-- paging a 10,000-entry list must not decode it from SQLite per page.
 local Account = {}
 Account.__index = Account
+M.Account = Account
 
-function Account:get(k) return self.store:get(PREFIX .. k) end
-function Account:put(k, v) return assert(self.store:put(PREFIX .. k, v)) end
+function Account:get(k)
+  local full = self.prefix .. k
+  local v = self.cache[full]
+  if v == nil then
+    v = self.store:get(full)
+    if v == nil then v = false end
+    self.cache[full] = v
+  end
+  return v or nil
+end
 
---- Adds a key; returns the secret (shown once) and its record.
+function Account:put(k, v)
+  local full = self.prefix .. k
+  assert(self.store:put(full, v))
+  self.cache[full] = v
+end
+
+function Account:del(k)
+  local full = self.prefix .. k
+  assert(self.store:delete(full))
+  self.cache[full] = false
+end
+
+-- Removes the first item of list `k` for which pred holds; true if one was.
+function Account:remove_from(k, pred)
+  local list, kept, found = self:get(k) or {}, {}, false
+  for _, x in ipairs(list) do
+    if not found and pred(x) then found = true else kept[#kept + 1] = x end
+  end
+  if found then self:put(k, kept) end
+  return found
+end
+
+--- The subuser `name`'s view (on-behalf-of): its own namespace, the same
+--- store, cache, dice and webhook queue.
+function Account:sub(name)
+  local subs = self.subs
+  if not subs[name] then
+    subs[name] = setmetatable({prefix = PREFIX .. "sub/" .. name .. "/", subuser = name, parent = self,
+                               index = {}}, {__index = self})
+  end
+  return subs[name]
+end
+
+-- Keys belong to the parent account, whichever view asks.
 function Account:add_key(name, scopes, r)
-  local key, id = new_key(r or self.r)
+  local id = util.chars(r or self.r, 22)
+  local key = "SG." .. id .. "." .. util.chars(r or self.r, 43)
   local rec = {api_key_id = id, name = name, scopes = scopes}
   self.store:tx(function(s)
     s:put(PREFIX .. "keys/" .. id, rec)
     s:put(PREFIX .. "auth/" .. sha(key), id)
     return true
   end)
+  self.cache[PREFIX .. "keys/" .. id] = rec
   return key, rec
 end
 
--- Builds a scenario into an empty sandbox: "clean" or "ato".
-function Account:seed(scenario, seed)
-  local r = rng(seed)
-  self.r = r
-  local admin_key = self:add_key("ato-drill-admin", M.FULL_ACCESS, r)
-  self:add_key("production-mailer", {"mail.send"}, r)
-  self:add_key("stats-dashboard", {"stats.read", "stats.global.read"}, r)
-  if scenario == "ato" then
-    -- what an attacker leaves behind: two full-access keys
-    self:add_key("api-key-backup", M.FULL_ACCESS, r)
-    self:add_key("sendgrid-integration", M.FULL_ACCESS, r)
-  end
-  local bounces = {}
-  local base = 1790000000
-  for i = 1, 1200 do
-    bounces[i] = {created = base - i * 3600, email = ("bounced%04d@example.%s"):format(i, r(2) == 0 and "com" or "net"),
-                  reason = "550 5.1.1 The email account that you tried to reach does not exist",
-                  status = "5.1.1"}
-  end
-  self:put("bounces", bounces)
-  self:seed_people(scenario, r, base)
-  self:put("meta", {scenario = scenario, seed = seed, created = ato.time(),
-                    admin_key_id = admin_key:match("^SG%.([^.]+)")})
-  return admin_key
+function Account:keys()
+  local out = {}
+  for _, e in ipairs(assert(self.store:list(PREFIX .. "keys/"))) do out[#out + 1] = e.value end
+  table.sort(out, function(x, y) return x.name < y.name end)
+  return out
 end
 
--- Subusers, teammates, invites, the IP allow-list and access activity.
-function Account:seed_people(scenario, r, base)
-  local subusers = {
-    {id = 1001, username = "acme-marketing", email = "marketing@acme.example", disabled = false},
-    {id = 1002, username = "acme-transactional", email = "tx@acme.example", disabled = false},
-  }
-  local teammates = {
-    {username = "ops-lead", email = "lead@acme.example", first_name = "Ops", last_name = "Lead",
-     user_type = "admin", is_admin = true, scopes = M.FULL_ACCESS},
-    {username = "analyst", email = "analyst@acme.example", first_name = "Data", last_name = "Analyst",
-     user_type = "teammate", is_admin = false, scopes = {"stats.read"}},
-  }
-  local pending = {}
-  local allow = {{id = 1, ip = "198.51.100.10/32", created_at = base - 90 * 86400, updated_at = base - 90 * 86400}}
-  local activity = {
-    {allowed = true, auth_method = "basic", first_at = base - 30 * 86400, ip = "198.51.100.10",
-     last_at = base - 3600, location = "Amsterdam, NL"},
-  }
-  if scenario == "ato" then
-    subusers[#subusers + 1] = {id = 1003, username = "mailer-" .. chars(r, 6):lower(),
-                               email = "ops@" .. chars(r, 8):lower() .. ".example", disabled = false}
-    teammates[#teammates + 1] = {username = "support-" .. chars(r, 5):lower(), email = "it-desk@" .. chars(r, 7):lower()
-      .. ".example", first_name = "IT", last_name = "Desk", user_type = "admin", is_admin = true, scopes = M.FULL_ACCESS}
-    pending[#pending + 1] = {email = "billing@" .. chars(r, 7):lower() .. ".example", scopes = M.FULL_ACCESS,
-                             is_admin = true, token = chars(r, 24), expiration_date = base + 6 * 86400}
-    allow[#allow + 1] = {id = 2, ip = "203.0.113.77/32", created_at = base - 2 * 86400, updated_at = base - 2 * 86400}
-    activity[#activity + 1] = {allowed = true, auth_method = "api_key", first_at = base - 3 * 86400,
-                               ip = "203.0.113.77", last_at = base - 600, location = "unknown"}
+function Account:key_of(token)
+  local full = PREFIX .. "auth/" .. sha(token)
+  local id = self.cache[full]
+  if id == nil then
+    id = self.store:get(full) or false
+    self.cache[full] = id
   end
-  self:put("subusers", subusers)
-  self:put("teammates", teammates)
-  self:put("pending", pending)
-  self:put("allowlist", allow)
-  self:put("activity", activity)
+  if not id then return nil end
+  local rec = self.cache[PREFIX .. "keys/" .. id]
+  if rec == nil then
+    rec = self.store:get(PREFIX .. "keys/" .. id) or false
+    self.cache[PREFIX .. "keys/" .. id] = rec
+  end
+  return rec or nil
+end
+
+--- Revokes a key: its record and its hash go in one transaction.
+function Account:delete_key(id)
+  local gone = {}
+  self.store:tx(function(s)
+    s:delete(PREFIX .. "keys/" .. id)
+    for _, e in ipairs(assert(s:list(PREFIX .. "auth/"))) do
+      if e.value == id then s:delete(e.key) gone[#gone + 1] = e.key end
+    end
+    s:audit{actor = "sandbox", action = "sandbox.api_key.delete", target = id}
+    return true
+  end)
+  self.cache[PREFIX .. "keys/" .. id] = false
+  for _, k in ipairs(gone) do self.cache[k] = false end
+end
+
+--- Runs fn in a background task the sandbox owns (closed with it).
+function Account:background(fn)
+  local tasks = self.tasks
+  local t
+  t = ato.spawn(function()
+    local ok, err = pcall(fn)
+    tasks[t] = nil
+    if not ok and not (type(err) == "table" and err.kind == "cancelled") then
+      log.error("sandbox: background work failed", {error = tostring(err)})
+    end
+  end)
+  tasks[t] = true
+  return t
 end
 
 -- }======================================================
 
--- {====================================================== HTTP helpers
+-- {====================================================== routes
 
-local function errors(status, message, field)
-  return {status = status, headers = {["Content-Type"] = "application/json"},
-          body = cjson.encode{errors = {{field = field or cjson.null, message = message}}}}
+local ROUTES = {}
+
+-- flags.behalf = false: on-behalf-of is refused (mail send, keys, subusers).
+local function route(method, pattern, scope, fn, flags)
+  ROUTES[#ROUTES + 1] = {method = method, pattern = "^" .. pattern .. "$", scope = scope, fn = fn,
+                         name = method .. " " .. pattern, flags = flags or {}}
 end
 
-local function json(status, value, headers)
-  headers = headers or {}
-  headers["Content-Type"] = "application/json"
-  return {status = status, headers = headers, body = cjson.encode(value)}
-end
-
--- The query string as a table (the server hands it over raw).
-local function unescape(v)
-  return (v:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
-local function query(req)
-  if req.args then return req.args end
-  local t = {}
-  for pair in (req.query or ""):gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    t[unescape(k)] = unescape(v)
-  end
-  req.args = t
-  return t
+for _, part in ipairs{"access", "suppressions", "stats", "mail", "webhooks", "senders", "scenario"} do
+  require("ato.sendgrid.sandbox." .. part)(route, Account, M)
 end
 
 local function bearer(req)
@@ -199,9 +212,9 @@ end
 
 -- Fixed-window rate limits per key and endpoint (in memory: a restart
 -- resets them, as a new window would).
-function Account:rate(key_id, route)
+function Account:rate(key_id, name)
   local now = ato.time()
-  local k = key_id .. " " .. route
+  local k = key_id .. " " .. name
   local w = self.windows[k]
   if not w or now >= w.reset then
     w = {reset = math.floor(now) + self.window, used = 0}
@@ -214,423 +227,212 @@ function Account:rate(key_id, route)
     ["X-RateLimit-Reset"] = tostring(w.reset)}
 end
 
-local function has(list, x)
-  for _, v in ipairs(list or {}) do if v == x then return true end end
-  return false
-end
-
--- }======================================================
-
--- {====================================================== endpoints
-
-local ROUTES = {}
-
-local function route(method, pattern, scope, fn)
-  ROUTES[#ROUTES + 1] = {method = method, pattern = "^" .. pattern .. "$", scope = scope, fn = fn,
-                         name = method .. " " .. pattern}
-end
-
-route("GET", "/v3/scopes", nil, function(a, _, key)
-  return json(200, {scopes = key.scopes})
-end)
-
-local function key_view(rec, with_scopes)
-  local v = {api_key_id = rec.api_key_id, name = rec.name}
-  if with_scopes then v.scopes = rec.scopes end
-  return v
-end
-
-local function all_keys(a)
-  local out = {}
-  for _, e in ipairs(assert(a.store:list(PREFIX .. "keys/"))) do out[#out + 1] = e.value end
-  table.sort(out, function(x, y) return x.name < y.name end)
-  return out
-end
-
-route("GET", "/v3/api_keys", "api_keys.read", function(a, req)
-  local limit = tonumber(query(req).limit)
-  local result = {}
-  for _, rec in ipairs(all_keys(a)) do
-    if limit and #result >= limit then break end
-    result[#result + 1] = key_view(rec)
+-- The account an on-behalf-of request acts on, or nil and the refusal.
+function Account:behalf(req, r)
+  local name = req:header("on-behalf-of")
+  if not name then return self end
+  if r.flags.behalf == false then
+    return nil, errors(400, "the on-behalf-of header is not supported on this endpoint", "on-behalf-of")
   end
-  return json(200, {result = setmetatable(result, cjson.array_mt)})
-end)
-
-local function body_of(req)
-  local ok, v = pcall(cjson.decode, req.body or "")
-  if not ok or type(v) ~= "table" then return nil end
-  return v
-end
-
-local function valid_scopes(scopes)
-  if scopes == nil then return true end
-  if type(scopes) ~= "table" then return false end
-  for _, s in ipairs(scopes) do if type(s) ~= "string" then return false end end
-  return true
-end
-
-route("POST", "/v3/api_keys", "api_keys.create", function(a, req, key)
-  local b = body_of(req)
-  if not b or type(b.name) ~= "string" or b.name == "" then return errors(400, "name is required", "name") end
-  if not valid_scopes(b.scopes) then return errors(400, "scopes must be a list of strings", "scopes") end
-  if #all_keys(a) >= 100 then return errors(403, "Cannot create more than 100 API keys") end
-  -- omitting scopes creates a full-access key; a key cannot grant what it lacks
-  local scopes = b.scopes or M.FULL_ACCESS
-  for _, s in ipairs(scopes) do
-    if not has(key.scopes, s) then return errors(403, "cannot grant scope " .. s, "scopes") end
-  end
-  local secret, rec = a:add_key(b.name, scopes)
-  return json(201, {api_key = secret, api_key_id = rec.api_key_id, name = rec.name,
-                    scopes = setmetatable(rec.scopes, cjson.array_mt)})
-end)
-
-route("GET", "/v3/api_keys/([^/]+)", "api_keys.read", function(a, _, _, id)
-  local rec = a:get("keys/" .. id)
-  if not rec then return errors(404, "unable to find API Key") end
-  return json(200, {result = {key_view(rec, true)}})
-end)
-
-route("PATCH", "/v3/api_keys/([^/]+)", "api_keys.update", function(a, req, _, id)
-  local rec = a:get("keys/" .. id)
-  if not rec then return errors(404, "unable to find API Key") end
-  local b = body_of(req)
-  if not b or type(b.name) ~= "string" or b.name == "" then return errors(400, "name is required", "name") end
-  rec.name = b.name
-  a:put("keys/" .. id, rec)
-  return json(200, {api_key_id = id, name = rec.name})
-end)
-
-route("PUT", "/v3/api_keys/([^/]+)", "api_keys.update", function(a, req, _, id)
-  local rec = a:get("keys/" .. id)
-  if not rec then return errors(404, "unable to find API Key") end
-  local b = body_of(req)
-  if not b or type(b.name) ~= "string" or b.name == "" then return errors(400, "name is required", "name") end
-  if type(b.scopes) ~= "table" or #b.scopes == 0 or not valid_scopes(b.scopes) then
-    return errors(400, "scopes must be a non-empty list of strings", "scopes")
-  end
-  rec.name, rec.scopes = b.name, b.scopes
-  a:put("keys/" .. id, rec)
-  return json(200, {api_key_id = id, name = rec.name, scopes = rec.scopes})
-end)
-
-route("DELETE", "/v3/api_keys/([^/]+)", "api_keys.delete", function(a, _, _, id)
-  local rec = a:get("keys/" .. id)
-  if not rec then return errors(404, "unable to find API Key") end
-  a.store:tx(function(s)
-    s:delete(PREFIX .. "keys/" .. id)
-    for _, e in ipairs(assert(s:list(PREFIX .. "auth/"))) do
-      if e.value == id then s:delete(e.key) end
+  for _, u in ipairs(self:get("subusers") or {}) do
+    if u.username == name then
+      if u.disabled then return nil, errors(403, "subuser " .. name .. " is disabled", "on-behalf-of") end
+      return self:sub(name)
     end
-    s:audit{actor = "sandbox", action = "sandbox.api_key.delete", target = id}
-    return true
-  end)
-  return {status = 204, body = ""}
-end)
-
--- Removes the first item of list `k` for which pred holds; true if one was.
-function Account:remove_from(k, pred)
-  local list, kept, found = self:get(k) or {}, {}, false
-  for _, x in ipairs(list) do
-    if not found and pred(x) then found = true else kept[#kept + 1] = x end
   end
-  if found then self:put(k, kept) end
-  return found
+  return nil, errors(403, "no subuser named " .. name, "on-behalf-of")
 end
 
--- Page of a list by limit/offset, with a Link header as SendGrid sends it.
-local function page(req, list, max)
-  local limit = math.min(tonumber(query(req).limit) or max, max)
-  local offset = tonumber(query(req).offset) or 0
-  local out = {}
-  for i = offset + 1, math.min(#list, offset + limit) do out[#out + 1] = list[i] end
-  -- absolute URLs, as SendGrid sends them
-  local base = ("http://%s%s?limit=%d&offset="):format(req:header("host") or "127.0.0.1", req.path, limit)
-  local links = {('<%s%d>; rel="first"'):format(base, 0)}
-  if offset + limit < #list then links[#links + 1] = ('<%s%d>; rel="next"'):format(base, offset + limit) end
-  if offset > 0 then links[#links + 1] = ('<%s%d>; rel="prev"'):format(base, math.max(0, offset - limit)) end
-  return setmetatable(out, cjson.array_mt), {Link = table.concat(links, ", ")}
+function Account:dispatch(req, key, r, caps)
+  local limited, headers = self:rate(key.api_key_id, r.name)
+  local resp
+  if not limited then
+    resp = errors(429, "too many requests")
+  elseif r.scope and not has(key.scopes, r.scope) then
+    resp = errors(403, "access forbidden")
+  else
+    local acct, refusal = self:behalf(req, r)
+    resp = refusal or r.fn(acct, req, key, table.unpack(caps))
+  end
+  resp.headers = resp.headers or {}
+  for k, v in pairs(headers) do resp.headers[k] = v end
+  return resp
 end
-
--- {---- subusers
-route("GET", "/v3/subusers", "subusers.read", function(a, req)
-  local list, name = a:get("subusers") or {}, query(req).username
-  if name then
-    local only = {}
-    for _, u in ipairs(list) do if u.username == name then only[1] = u end end
-    list = only
-  end
-  local items, headers = page(req, list, 500)
-  return json(200, items, headers)
-end)
-
-route("POST", "/v3/subusers", "subusers.create", function(a, req)
-  local b = body_of(req)
-  for _, f in ipairs{"username", "email", "password"} do
-    if not b or type(b[f]) ~= "string" or b[f] == "" then return errors(400, f .. " is required", f) end
-  end
-  if type(b.ips) ~= "table" then return errors(400, "ips is required", "ips") end
-  local list = a:get("subusers") or {}
-  for _, u in ipairs(list) do
-    if u.username == b.username then return errors(400, "username exists", "username") end
-  end
-  local id = 1000 + #list + 1 + a.r(1000) * 10
-  list[#list + 1] = {id = id, username = b.username, email = b.email, disabled = false}
-  a:put("subusers", list)
-  return json(200, {username = b.username, user_id = id, email = b.email, signup_session_token = chars(a.r, 20),
-                    authorization_token = chars(a.r, 20), credit_allocation = {type = "unlimited"}})
-end)
-
-route("PATCH", "/v3/subusers/([^/]+)", "subusers.update", function(a, req, _, name)
-  local b = body_of(req)
-  if not b or type(b.disabled) ~= "boolean" then return errors(400, "disabled must be true or false", "disabled") end
-  local list, found = a:get("subusers") or {}, false
-  for _, u in ipairs(list) do if u.username == name then u.disabled, found = b.disabled, true end end
-  if not found then return errors(404, "subuser not found") end
-  a:put("subusers", list)
-  return {status = 204, body = ""}
-end)
-
-route("DELETE", "/v3/subusers/([^/]+)", "subusers.delete", function(a, _, _, name)
-  if not a:remove_from("subusers", function(u) return u.username == name end) then
-    return errors(404, "subuser not found")
-  end
-  return {status = 204, body = ""}
-end)
-
--- {---- teammates (pending first: /pending is not a username)
-route("GET", "/v3/teammates/pending", "teammates.read", function(a)
-  return json(200, {result = setmetatable(a:get("pending") or {}, cjson.array_mt)})
-end)
-
-route("DELETE", "/v3/teammates/pending/([^/]+)", "teammates.delete", function(a, _, _, token)
-  if not a:remove_from("pending", function(p) return p.token == token end) then
-    return errors(404, "invite not found")
-  end
-  return {status = 204, body = ""}
-end)
-
-route("GET", "/v3/teammates", "teammates.read", function(a, req)
-  local items, headers = page(req, a:get("teammates") or {}, 500)
-  for i, t in ipairs(items) do
-    items[i] = {username = t.username, email = t.email, first_name = t.first_name, last_name = t.last_name,
-                user_type = t.user_type, is_admin = t.is_admin}
-  end
-  return json(200, {result = items}, headers)
-end)
-
-route("POST", "/v3/teammates", "teammates.create", function(a, req)
-  local b = body_of(req)
-  if not b or type(b.email) ~= "string" or not b.email:find("@", 1, true) then
-    return errors(400, "email is required", "email")
-  end
-  if type(b.scopes) ~= "table" or type(b.is_admin) ~= "boolean" then
-    return errors(400, "scopes and is_admin are required", "scopes")
-  end
-  local invite = {email = b.email, scopes = b.scopes, is_admin = b.is_admin, token = chars(a.r, 24),
-                  expiration_date = math.floor(ato.time()) + 7 * 86400}
-  local list = a:get("pending") or {}
-  list[#list + 1] = invite
-  a:put("pending", list)
-  return json(201, {token = invite.token, email = invite.email, scopes = invite.scopes, is_admin = invite.is_admin})
-end)
-
-route("PATCH", "/v3/teammates/([^/]+)", "teammates.update", function(a, req, _, username)
-  local b = body_of(req)
-  if not b or type(b.scopes) ~= "table" or type(b.is_admin) ~= "boolean" then
-    return errors(400, "scopes and is_admin are required", "scopes")
-  end
-  local list, hit = a:get("teammates") or {}, nil
-  for _, t in ipairs(list) do if t.username == username then hit = t end end
-  if not hit then return errors(404, "teammate not found") end
-  hit.scopes, hit.is_admin = b.scopes, b.is_admin
-  hit.user_type = b.is_admin and "admin" or "teammate"
-  a:put("teammates", list)
-  return json(200, hit)
-end)
-
-route("DELETE", "/v3/teammates/([^/]+)", "teammates.delete", function(a, _, _, username)
-  if not a:remove_from("teammates", function(t) return t.username == username end) then
-    return errors(404, "teammate not found")
-  end
-  return {status = 204, body = ""}
-end)
-
--- {---- IP access management
-route("GET", "/v3/access_settings/whitelist", "access_settings.whitelist.read", function(a)
-  return json(200, {result = setmetatable(a:get("allowlist") or {}, cjson.array_mt)})
-end)
-
-route("POST", "/v3/access_settings/whitelist", "access_settings.whitelist.create", function(a, req)
-  local b = body_of(req)
-  if not b or type(b.ips) ~= "table" or #b.ips == 0 then return errors(400, "ips is required", "ips") end
-  local list, added = a:get("allowlist") or {}, {}
-  local next_id = 1
-  for _, e in ipairs(list) do if e.id >= next_id then next_id = e.id + 1 end end
-  for _, x in ipairs(b.ips) do
-    if type(x) ~= "table" or type(x.ip) ~= "string" or not x.ip:match("^%d+%.%d+%.%d+%.%d+/?%d*$") then
-      return errors(400, "each entry needs an IPv4 address or CIDR range in ip", "ips")
-    end
-    local now = math.floor(ato.time())
-    local e = {id = next_id, ip = x.ip:find("/", 1, true) and x.ip or (x.ip .. "/32"), created_at = now, updated_at = now}
-    next_id = next_id + 1
-    list[#list + 1], added[#added + 1] = e, e
-  end
-  a:put("allowlist", list)
-  return json(201, {result = added})
-end)
-
-route("DELETE", "/v3/access_settings/whitelist/(%d+)", "access_settings.whitelist.delete", function(a, _, _, id)
-  if not a:remove_from("allowlist", function(e) return e.id == tonumber(id) end) then
-    return errors(404, "rule not found")
-  end
-  return {status = 204, body = ""}
-end)
-
-route("GET", "/v3/access_settings/activity", "access_settings.activity.read", function(a, req)
-  local list, out = a:get("activity") or {}, {}
-  local limit = tonumber(query(req).limit) or 20
-  for i = #list, math.max(1, #list - limit + 1), -1 do out[#out + 1] = list[i] end   -- newest first
-  return json(200, {result = setmetatable(out, cjson.array_mt)})
-end)
-
--- {---- suppressions
-route("GET", "/v3/suppression/bounces", "suppression.bounces.read", function(a, req)
-  local items, headers = page(req, a:get("bounces") or {}, 500)
-  return json(200, items, headers)
-end)
-
-route("DELETE", "/v3/suppression/bounces/([^/]+)", "suppression.bounces.delete", function(a, _, _, email)
-  local list, kept, found = a:get("bounces") or {}, {}, false
-  for _, b in ipairs(list) do
-    if b.email == email then found = true else kept[#kept + 1] = b end
-  end
-  if not found then return errors(404, "email not found") end
-  a:put("bounces", kept)
-  return {status = 204, body = ""}
-end)
-
--- }======================================================
-
--- {====================================================== the server
 
 function Account:handle(req)
   local token = bearer(req)
-  local id = token and self:get("auth/" .. sha(token))
-  local key = id and self:get("keys/" .. id)
+  local key = token and self:key_of(token)
   if not key then
     return errors(401, "The provided authorization grant is invalid, expired, or revoked")
   end
   for _, r in ipairs(ROUTES) do
     if req.method == r.method then
       local caps = {req.path:match(r.pattern)}
-      if #caps > 0 or req.path:match(r.pattern) then
-        local ok, headers = self:rate(key.api_key_id, r.name)
-        local resp
-        if not ok then
-          resp = errors(429, "too many requests")
-        elseif r.scope and not has(key.scopes, r.scope) then
-          resp = errors(403, "access forbidden")
-        else
-          resp = r.fn(self, req, key, table.unpack(caps))
-        end
-        resp.headers = resp.headers or {}
-        for k, v in pairs(headers) do resp.headers[k] = v end
-        return resp
-      end
+      if #caps > 0 or req.path:match(r.pattern) then return self:dispatch(req, key, r, caps) end
     end
   end
   return errors(404, "not found")
 end
 
---- sandbox.start{store =, host =, port =, scenario =, seed =, limit =, window =}
---- -> server, base_url, admin_key (nil when the account existed already)
-function M.start(opts)
-  local a = setmetatable({store = assert(opts.store), windows = {}, limit = opts.limit or 600,
-                          window = opts.window or 60}, Account)
-  local admin
-  if not a:get("meta") then admin = a:seed(opts.scenario or "clean", opts.seed or 1) end
-  -- what the API creates from now on (keys, tokens) must not be guessable
-  -- from the scenario's seed
-  local f = assert(io.open("/dev/urandom", "rb"))
-  a.r = rng(string.unpack("<I4", f:read(4)))
-  f:close()
-  local server, err = require("ato.http").serve{host = opts.host or "127.0.0.1", port = opts.port or 0,
-    handler = function(req) return a:handle(req) end}
-  if not server then return nil, err end
-  local host, port = server:address()
-  return server, ("http://%s:%d"):format(host, port), admin, a
+-- }======================================================
+
+-- {====================================================== the server
+
+local Sandbox = {}
+Sandbox.__index = Sandbox
+
+function Sandbox:address() return self.server:address() end
+
+--- sandbox:close() stops serving and the background work (scheduled sends,
+--- webhook deliveries); idempotent.
+function Sandbox:close()
+  if self.closed then return true end
+  self.closed = true
+  self.server:close()
+  for t in pairs(self.account.tasks) do t:cancel() end
+  for t in pairs(self.account.tasks) do t:join() end
+  return true
 end
+
+local function urandom_seed()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local seed = string.unpack("<I4", f:read(4))
+  f:close()
+  return seed
+end
+
+--- sandbox.start{store =, host =, port =, scenario =, seed =, limit =,
+--- window =, volume = {bounces =, subscribers =}}
+--- -> sandbox, base_url, admin_key (nil when the account existed already), account
+function M.start(opts)
+  local a = setmetatable({store = assert(opts.store), prefix = PREFIX, cache = {}, subs = {}, index = {},
+                          windows = {}, tasks = {}, deliveries = {}, limit = opts.limit or 600, window = opts.window or 60},
+                         Account)
+  local admin
+  if not a:get("meta") then admin = a:seed(opts.scenario or "clean", opts.seed or 1, opts.volume or {}) end
+  local meta = a:get("meta")
+  -- the delivery dice follow the scenario's seed (a drill replays the same
+  -- way); what the API creates from now on (keys, tokens) must not be
+  -- guessable from it
+  a.dice = util.rng(meta.seed * 7919 + (meta.sends or 0))
+  a.r = util.rng(urandom_seed())
+  local server, err = require("ato.http").serve{host = opts.host or "127.0.0.1", port = opts.port or 0,
+    max_body = 31 * 1024 * 1024, handler = function(req) return a:handle(req) end}
+  if not server then return nil, err end
+  local sb = setmetatable({server = server, account = a}, Sandbox)
+  local host, port = server:address()
+  a.base_url = ("http://%s:%d"):format(host, port)
+  a:resume_scheduled()
+  return sb, a.base_url, admin, a
+end
+
+-- }======================================================
+
+-- {====================================================== the command
 
 M.HELP = [[
 Usage: ato sandbox [--listen 127.0.0.1:PORT] [--scenario clean|ato] [--seed N]
                    [--db PATH] [--env-file PATH] [--rate-limit N/SECONDS]
+                   [--bounces N] [--subscribers N]
 
 A local SendGrid account to drill on: the SendGrid v3 endpoints the client
 uses, with SendGrid's authentication, scopes, errors and rate-limit headers,
-its state in the state database (it survives a restart). On start it prints
-its base URL; with --env-file it writes SENDGRID_BASE_URL and
-SENDGRID_API_KEY (a full-access key of the drill account) there, mode 0600.
-The key is created with the account: a restart on the same --db keeps the
-account and writes no new key.
+its state in the state database (it survives a restart). Accepted mail
+turns into delivery events (by mailbox provider and by how engaged each
+recipient is) that feed the stats and are POSTed to the event webhooks
+(loopback URLs only: others are counted, never contacted).
+
+  --scenario clean   a healthy account (the default)
+  --scenario ato     a taken-over one: attacker keys, a rogue subuser, an
+                     unknown admin teammate and a pending invite, an
+                     attacker allow-list entry, the event webhook pointed
+                     at an unknown URL, a look-alike authenticated domain,
+                     and a spam/bounce/block spike in the last 5 of the
+                     30 days of stats
+  --seed N           the scenario's data comes from this seed (default 1)
+  --bounces N        bounce suppressions in the scenario (default 1200)
+  --subscribers N    subscribers with engagement history (default 5000),
+                     served at GET /sandbox/subscribers for re-warm drills
+  --rate-limit N/S   N requests per S seconds per key and endpoint
+                     (default 600/60)
+
+On start it prints its base URL; with --env-file it writes
+SENDGRID_BASE_URL and SENDGRID_API_KEY (a full-access key of the drill
+account) there, mode 0600. A restart on the same --db keeps the account; it
+rewrites the env file's base URL when the key there still works.
 ]]
 
-function M.main(...)
-  local args, opts = {...}, {}
-  local i = 1
+-- Argument parsing: -> opts | nil, message.
+local function parse_args(args)
+  local opts, i = {volume = {}}, 1
   while i <= #args do
     local a, v = args[i], args[i + 1]
-    if a == "-h" or a == "--help" then io.stdout:write(M.HELP) return 0
+    local n = math.tointeger(tonumber(v or ""))
+    if a == "-h" or a == "--help" then return {help = true}
     elseif a == "--listen" and v then opts.listen = v
     elseif a == "--scenario" and (v == "clean" or v == "ato") then opts.scenario = v
-    elseif a == "--seed" and tonumber(v) then opts.seed = math.tointeger(tonumber(v))
+    elseif a == "--seed" and n then opts.seed = n
     elseif a == "--db" and v then opts.db = v
     elseif a == "--env-file" and v then opts.env_file = v
+    elseif a == "--bounces" and n and n >= 0 then opts.volume.bounces = n
+    elseif a == "--subscribers" and n and n >= 0 then opts.volume.subscribers = n
     elseif a == "--rate-limit" and v and v:match("^%d+/%d+$") then
       opts.limit, opts.window = tonumber(v:match("^(%d+)")), tonumber(v:match("/(%d+)$"))
     else
-      io.stderr:write(("ato sandbox: bad argument '%s' (see 'ato sandbox --help')\n"):format(a))
-      return 2
+      return nil, ("bad argument '%s' (see 'ato sandbox --help')"):format(a)
     end
     i = i + 2
   end
+  return opts
+end
+
+-- The env file: a new account's key; after a restart, the key already in
+-- the file when it still authenticates (only the base URL changes).
+local function write_env(a, path, base, admin)
+  if not admin then
+    local old = ato.fs.read(path)
+    admin = old and old:match("SENDGRID_API_KEY=(%S+)")
+    if not admin or not a:key_of(admin) then
+      log.warn("sandbox: the account exists already and its key is not in the env file; "
+               .. "create one with POST /v3/api_keys", {env_file = path})
+      return
+    end
+  end
+  assert(ato.fs.write(path, ("SENDGRID_BASE_URL=%s\nSENDGRID_API_KEY=%s\n"):format(base, admin), "600"))
+end
+
+local function fail(msg)
+  io.stderr:write("ato sandbox: ", tostring(msg), "\n")
+  return 2
+end
+
+function M.main(...)
+  local opts, err = parse_args({...})
+  if not opts then return fail(err) end
+  if opts.help then io.stdout:write(M.HELP) return 0 end
   local host, port = "127.0.0.1", 0
   if opts.listen then
     host, port = opts.listen:match("^([^:]+):(%d+)$")
     if host ~= "127.0.0.1" and host ~= "localhost" then
-      io.stderr:write(("ato sandbox: --listen %s: the sandbox binds loopback only (127.0.0.1:PORT)\n")
-        :format(opts.listen))
-      return 2
+      return fail(("--listen %s: the sandbox binds loopback only (127.0.0.1:PORT)"):format(opts.listen))
     end
     host, port = "127.0.0.1", tonumber(port)
   end
-  local s, err = store_mod.open(opts.db)
-  if not s then
-    io.stderr:write("ato sandbox: ", tostring(err), "\n")
-    return 2
-  end
-  local server, base, admin = M.start{store = s, host = host, port = port, scenario = opts.scenario,
-                                      seed = opts.seed, limit = opts.limit, window = opts.window}
-  if not server then
-    io.stderr:write("ato sandbox: ", tostring(base), "\n")
-    return 2
-  end
+  local s, serr = store_mod.open(opts.db)
+  if not s then return fail(serr) end
+  local sb, base, admin, account = M.start{store = s, host = host, port = port, scenario = opts.scenario,
+                                           seed = opts.seed, limit = opts.limit, window = opts.window,
+                                           volume = opts.volume}
+  if not sb then return fail(base) end
   io.stdout:write(base, "\n")
   io.stdout:flush()
-  if opts.env_file then
-    if admin then
-      assert(ato.fs.write(opts.env_file, ("SENDGRID_BASE_URL=%s\nSENDGRID_API_KEY=%s\n"):format(base, admin), "600"))
-    else
-      log.warn("sandbox: the account exists already; its key was written when it was created",
-               {env_file = opts.env_file})
-    end
-  end
+  if opts.env_file then write_env(account, opts.env_file, base, admin) end
   local term, int = ato.trap("term"), ato.trap("int")
   local stop = ato.cond()
   ato.spawn(function() term:wait() stop:signal() end)
   ato.spawn(function() int:wait() stop:signal() end)
   stop:wait()
-  server:close()
+  sb:close()
   s:close()
   return 0
 end
