@@ -13,3 +13,5 @@ echo
 "$ato" bench/sched_timers.lua "$@"
 echo
 "$ato" bench/sched_jobs.lua "$@"
+echo
+"$ato" bench/sendgrid.lua "$@"

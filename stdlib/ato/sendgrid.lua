@@ -26,7 +26,7 @@ local http = require "ato.http"
 local json = require "ato.json"
 local redact = require "ato.redact"
 
-local function cjson_array(t) return setmetatable(t, cjson.array_mt) end
+local cjson_array = json.array
 
 local M = {}
 
@@ -676,8 +676,11 @@ function Client:create_domain(def)
   return self:request("POST", "/v3/whitelabel/domains", {json = def})
 end
 
+--- client:update_domain(id, {default =, custom_spf =}) -> the domain
 function Client:update_domain(id, def)
-  return self:request("PATCH", "/v3/whitelabel/domains/" .. id, {json = def})
+  local body, err = self:request("PATCH", "/v3/whitelabel/domains/" .. id, {json = def})
+  if not body then return nil, err end
+  return body[1] or body          -- the spec answers a list of one; take an object too
 end
 
 function Client:delete_domain(id)

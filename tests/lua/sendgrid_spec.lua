@@ -231,18 +231,23 @@ describe("ato.sendgrid with the sandbox", function()
     assert.equal(0, done.code, done.stderr)
     assert.equal(base .. "\n", done.stdout)
     assert.is_nil(done.stderr:find(key, 1, true))
-    -- the account is in the database: the same key works after a restart
+    -- the account is in the database: the same key works after a restart,
+    -- and the env file gets the new address with the key it had
+    local port2 = port + 1
     local again = ato.spawn(function()
-      return ato.exec{support.ato_bin, "sandbox", "--listen", "127.0.0.1:" .. port, "--db", db, timeout = 60}
+      return ato.exec{support.ato_bin, "sandbox", "--listen", "127.0.0.1:" .. port2, "--db", db,
+                      "--env-file", envf, timeout = 60}
     end)
-    local ok
+    local env2
     for _ = 1, 300 do
-      ok = c:scopes()
-      if ok then break end
+      env2 = ato.fs.read(envf)
+      if env2 and env2:find(":" .. port2, 1, true) then break end
       ato.sleep(0.02)
     end
-    assert(ok, "the restarted sandbox does not know the key")
-    assert(ato.exec{"pkill", "-TERM", "-f", "sandbox --listen 127.0.0.1:" .. port})
+    assert.equal(("SENDGRID_BASE_URL=http://127.0.0.1:%d\nSENDGRID_API_KEY=%s\n"):format(port2, key), env2)
+    local c2 = assert(sendgrid.client{api_key = key, base_url = "http://127.0.0.1:" .. port2})
+    assert(c2:scopes(), "the restarted sandbox does not know the key")
+    assert(ato.exec{"pkill", "-TERM", "-f", "sandbox --listen 127.0.0.1:" .. port2})
     assert.equal(0, again:join().code)
   end)
 end)

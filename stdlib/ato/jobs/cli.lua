@@ -4,6 +4,7 @@
 -- machine-readable output for list, show and history.
 local ato = require "ato"
 local cjson = require "cjson"
+local json = require "ato.json"
 local jobs = require "ato.jobs"
 
 local M = {}
@@ -65,7 +66,7 @@ local function describe_schedule(s)
 end
 
 local function print_json(v)
-  io.stdout:write(cjson.encode(v), "\n")
+  io.stdout:write(json.encode(v), "\n")
 end
 
 -- {====================================================== add
@@ -134,7 +135,7 @@ local function cmd_list(args)
   if not rest or #rest > 0 then return usage("list: takes only --json") end
   local list, err = jobs.list()
   if not list then return fail(tostring(err)) end
-  if f.json then print_json(setmetatable(list, cjson.array_mt)) return 0 end
+  if f.json then print_json(json.array(list)) return 0 end
   if #list == 0 then io.stdout:write("no jobs\n") return 0 end
   io.stdout:write(("%-24s %-34s %-21s %s\n"):format("NAME", "SCHEDULE", "NEXT", "LAST"))
   for _, j in ipairs(list) do
@@ -181,7 +182,7 @@ local function cmd_history(args)
   if not name then return usage("history: one job NAME [--limit N] [--json]") end
   local runs, err = jobs.history(name, f.limit or 20)
   if not runs then return fail(tostring(err)) end
-  if f.json then print_json(setmetatable(runs, cjson.array_mt)) return 0 end
+  if f.json then print_json(json.array(runs)) return 0 end
   io.stdout:write(("%-6s %-21s %-3s %-12s %-21s %s\n"):format("RUN", "SLOT", "TRY", "STATUS", "ENDED", "DETAIL"))
   for _, r in ipairs(runs) do
     io.stdout:write(("%-6d %-21s %-3d %-12s %-21s %s\n"):format(r.id, iso(r.slot), r.attempt, r.status,

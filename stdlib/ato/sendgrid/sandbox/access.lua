@@ -1,7 +1,6 @@
 -- ato.sendgrid.sandbox.access: who can get in. API keys and scopes,
 -- subusers, teammates and invites, the IP allow-list and access activity.
 local ato = require "ato"
-local cjson = require "cjson"
 local util = require "ato.sendgrid.sandbox.util"
 
 local errors, json, query, body_of, has, page = util.errors, util.json, util.query, util.body_of, util.has, util.page
@@ -32,14 +31,9 @@ return function(route, Account, M)
       if limit and #result >= limit then break end
       result[#result + 1] = key_view(rec)
     end
-    return json(200, {result = setmetatable(result, cjson.array_mt)})
+    return json(200, {result = util.array(result)})
   end)
 
-  local function body_of(req)
-    local ok, v = pcall(cjson.decode, req.body or "")
-    if not ok or type(v) ~= "table" then return nil end
-    return v
-  end
 
   local function valid_scopes(scopes)
     if scopes == nil then return true end
@@ -60,7 +54,7 @@ return function(route, Account, M)
     end
     local secret, rec = a:add_key(b.name, scopes)
     return json(201, {api_key = secret, api_key_id = rec.api_key_id, name = rec.name,
-                      scopes = setmetatable(rec.scopes, cjson.array_mt)})
+                      scopes = util.array(rec.scopes)})
   end)
 
   parent_route("GET", "/v3/api_keys/([^/]+)", "api_keys.read", function(a, _, _, id)
@@ -148,7 +142,7 @@ return function(route, Account, M)
 
   -- {---- teammates (pending first: /pending is not a username)
   route("GET", "/v3/teammates/pending", "teammates.read", function(a)
-    return json(200, {result = setmetatable(a:get("pending") or {}, cjson.array_mt)})
+    return json(200, {result = util.array(a:get("pending") or {})})
   end)
 
   route("DELETE", "/v3/teammates/pending/([^/]+)", "teammates.delete", function(a, _, _, token)
@@ -207,7 +201,7 @@ return function(route, Account, M)
 
   -- {---- IP access management
   route("GET", "/v3/access_settings/whitelist", "access_settings.whitelist.read", function(a)
-    return json(200, {result = setmetatable(a:get("allowlist") or {}, cjson.array_mt)})
+    return json(200, {result = util.array(a:get("allowlist") or {})})
   end)
 
   route("POST", "/v3/access_settings/whitelist", "access_settings.whitelist.create", function(a, req)
@@ -240,6 +234,6 @@ return function(route, Account, M)
     local list, out = a:get("activity") or {}, {}
     local limit = tonumber(query(req).limit) or 20
     for i = #list, math.max(1, #list - limit + 1), -1 do out[#out + 1] = list[i] end   -- newest first
-    return json(200, {result = setmetatable(out, cjson.array_mt)})
+    return json(200, {result = util.array(out)})
   end)
 end

@@ -218,7 +218,7 @@ local function deliver(a, msg, b, which)
         local provider = model.provider(x.email)
         local base = event_base(msg, p, x.email, n)
         local function emit(name, fields)
-          local e = {event = name, timestamp = now, sg_event_id = util.chars(a.r, 22)}
+          local e = {event = name, timestamp = now, sg_event_id = util.event_id(a.r)}
           for k, v in pairs(base) do e[k] = v end
           for k, v in pairs(fields) do e[k] = v end
           events[#events + 1] = e

@@ -110,11 +110,11 @@ return function(route, Account, M)
     }
     if scenario == "ato" then
       subusers[#subusers + 1] = {id = 1003, username = "mailer-" .. chars(r, 6):lower(),
-                                 email = "ops@" .. chars(r, 8):lower() .. ".example", disabled = false}
+                                 email = "ops@" .. util.alnum(r, 8):lower() .. ".example", disabled = false}
       teammates[#teammates + 1] = {username = "support-" .. chars(r, 5):lower(), email = "it-desk@"
-        .. chars(r, 7):lower() .. ".example", first_name = "IT", last_name = "Desk", user_type = "admin",
+        .. util.alnum(r, 7):lower() .. ".example", first_name = "IT", last_name = "Desk", user_type = "admin",
         is_admin = true, scopes = M.FULL_ACCESS}
-      pending[#pending + 1] = {email = "billing@" .. chars(r, 7):lower() .. ".example", scopes = M.FULL_ACCESS,
+      pending[#pending + 1] = {email = "billing@" .. util.alnum(r, 7):lower() .. ".example", scopes = M.FULL_ACCESS,
                                is_admin = true, token = chars(r, 24), expiration_date = base + 6 * 86400}
       allow[#allow + 1] = {id = 2, ip = "203.0.113.77/32", created_at = base - 2 * 86400,
                            updated_at = base - 2 * 86400}
@@ -229,7 +229,7 @@ return function(route, Account, M)
     if scenario == "ato" then
       -- the attacker re-pointed our webhook: every event (recipients,
       -- opens, clicks) now goes to them
-      hooks[1].url = "https://collect." .. chars(r, 8):lower() .. ".example/sg"
+      hooks[1].url = "https://collect." .. util.alnum(r, 8):lower() .. ".example/sg"
       hooks[1].updated_date = os.date("!%Y-%m-%dT%H:%M:%SZ", now - 4 * 86400)
     end
     self:put("webhooks", hooks)

@@ -44,6 +44,15 @@ return function(route, Account)
     return false
   end
 
+  -- A domain as the API shows it (ips stays a JSON array when empty: the
+  -- store gives back a plain table).
+  local function domain_view(d)
+    local v = {}
+    for k, x in pairs(d) do v[k] = x end
+    v.ips = array(d.ips or {})
+    return v
+  end
+
   local function find_domain(a, id)
     for _, d in ipairs(a:get("domains") or {}) do
       if d.id == tonumber(id) then return d end
@@ -59,6 +68,7 @@ return function(route, Account)
     end
     local items, headers = util.page(req, list, 500)
     if not items then return errors(400, "limit and offset must be whole numbers", "limit") end
+    for i, d in ipairs(items) do items[i] = domain_view(d) end
     return json(200, items, headers)
   end)
 
@@ -77,13 +87,13 @@ return function(route, Account)
     if b.default ~= nil then d.default = b.default == true end
     list[#list + 1] = d
     a:put("domains", list)
-    return json(201, d)
+    return json(201, domain_view(d))
   end)
 
   route("GET", "/v3/whitelabel/domains/(%d+)", "whitelabel.read", function(a, _, _, id)
     local d = find_domain(a, id)
     if not d then return errors(404, "authenticated domain not found") end
-    return json(200, d)
+    return json(200, domain_view(d))
   end)
 
   route("PATCH", "/v3/whitelabel/domains/(%d+)", "whitelabel.update", function(a, req, _, id)
@@ -93,7 +103,7 @@ return function(route, Account)
     if b.default ~= nil then d.default = b.default == true end
     if b.custom_spf ~= nil then d.custom_spf = b.custom_spf == true end
     a:put("domains", a:get("domains"))
-    return json(200, d)
+    return json(200, array{domain_view(d)})           -- the spec's shape: a list of one
   end)
 
   route("DELETE", "/v3/whitelabel/domains/(%d+)", "whitelabel.delete", function(a, _, _, id)

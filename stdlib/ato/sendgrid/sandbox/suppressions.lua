@@ -10,8 +10,8 @@
 --   POST /v3/asm/suppressions/global          {recipient_emails}
 --   GET|DELETE /v3/asm/suppressions/global/{email}
 --
--- Each list is one store entry, oldest first (new entries append); pages
--- read it backwards. Mail send drops addresses on bounces, spam_reports,
+-- Each list is kept oldest first (new entries append; see "Storage"
+-- below); pages read it backwards. Mail send drops addresses on bounces, spam_reports,
 -- invalid_emails and unsubscribes; blocks are a record, not a suppression.
 local ato = require "ato"
 local util = require "ato.sendgrid.sandbox.util"
@@ -41,8 +41,42 @@ return function(route, Account)
 
   -- {---- the lists as the rest of the sandbox sees them
 
+  -- Storage: "supp/<kind>" is the list as last compacted; each request
+  -- that adds entries writes only those, as a segment under
+  -- "supp+/<kind>/<seq>" (a 1,000-recipient send must not rewrite a
+  -- 10,000-entry list). A delete compacts: the whole list, and no segments.
+  local SEGMENTS_MAX = 64
+
+  local function segment_prefix(a, kind)
+    return a.prefix .. "supp+/" .. kind .. "/"
+  end
+
+  -- -> the list (cached, oldest first) and its state {segments =, seq =}
+  local function load(a, kind)
+    local st = a.index["list:" .. kind]
+    if st then return st.list, st end
+    local list = a:get("supp/" .. kind) or {}
+    local segs = assert(a.store:list(segment_prefix(a, kind)))
+    for _, seg in ipairs(segs) do table.move(seg.value, 1, #seg.value, #list + 1, list) end
+    local last = segs[#segs]
+    st = {list = list, segments = #segs, seq = last and tonumber(last.key:match("(%d+)$")) or 0}
+    a.index["list:" .. kind] = st
+    return list, st
+  end
+
   function Account:suppressions(kind)
-    return self:get("supp/" .. kind) or {}
+    return (load(self, kind))
+  end
+
+  -- Writes the whole list and drops the segments, in one transaction.
+  local function compact(a, kind)
+    local list, st = load(a, kind)
+    a.store:tx(function(s)
+      for _, seg in ipairs(assert(s:list(segment_prefix(a, kind)))) do s:delete(seg.key) end
+      return true
+    end)
+    a:put("supp/" .. kind, list)
+    st.segments = 0
   end
 
   -- email -> true for one list, built on first use, kept in step by add
@@ -79,18 +113,26 @@ return function(route, Account)
         added = added + 1
       end
     end
-    if added > 0 then self:put("supp/" .. kind, all) end
+    if added > 0 then
+      local _, st = load(self, kind)
+      st.seq, st.segments = st.seq + 1, st.segments + 1
+      assert(self.store:put(("%s%012d"):format(segment_prefix(self, kind), st.seq),
+                            table.move(all, #all - added + 1, #all, 1, {})))
+      if st.segments > SEGMENTS_MAX then compact(self, kind) end
+    end
     return added
   end
 
   --- Removes the entries whose address pred(email) accepts; -> how many.
   function Account:remove_suppressions(kind, pred)
+    local list, st = load(self, kind)
     local kept, gone = {}, 0
-    for _, e in ipairs(self:suppressions(kind)) do
+    for _, e in ipairs(list) do
       if pred(e.email:lower()) then gone = gone + 1 else kept[#kept + 1] = e end
     end
     if gone > 0 then
-      self:put("supp/" .. kind, kept)
+      st.list = kept
+      compact(self, kind)
       self.index[kind] = nil
     end
     return gone

@@ -36,6 +36,15 @@ function M.chars(r, n)
   return table.concat(t)
 end
 
+--- A 22-character event id (sg_event_id): two draws and a sequence
+--- number, formatted at once (a character at a time cost a 1,000-recipient
+--- send 20 ms).
+local seq = 0
+function M.event_id(r)
+  seq = (seq + 1) & 0xffffff
+  return ("%08x%06x%08x"):format(r(0xffffffff), seq, r(0xffffffff))
+end
+
 --- Letters and digits only (batch ids, message ids).
 function M.alnum(r, n)
   local t = {}
@@ -57,7 +66,7 @@ end
 
 -- {====================================================== responses
 
-M.array = function(t) return setmetatable(t, cjson.array_mt) end
+M.array = json.array
 
 --- SendGrid's error body. The spec types `field` as a string: it is left
 --- out when no field is at fault (SendGrid's own 429 body says null; that
@@ -66,13 +75,13 @@ function M.errors(status, message, field)
   local e = {message = message, field = field}
   if status == 429 then e.field = cjson.null end
   return {status = status, headers = {["Content-Type"] = "application/json"},
-          body = cjson.encode{errors = {e}}}
+          body = json.encode{errors = {e}}}
 end
 
 function M.json(status, value, headers)
   headers = headers or {}
   headers["Content-Type"] = "application/json"
-  return {status = status, headers = headers, body = cjson.encode(value)}
+  return {status = status, headers = headers, body = json.encode(value)}
 end
 
 function M.no_content() return {status = 204, body = ""} end
