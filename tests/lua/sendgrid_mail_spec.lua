@@ -207,6 +207,26 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       assert.equal(1200, two.recipients)
     end)
 
+    it("counts every recipient of concurrent sends, and queues concurrent scheduled ones", function()
+      local c, _, account, stop = fresh()
+      finally(stop)
+      local tasks = {}
+      for k = 1, 5 do
+        tasks[k] = ato.spawn(function()
+          local list = {}
+          for i = 1, 300 do list[i] = ("c%d.%03d@example.org"):format(k, i) end
+          return assert(c:send(mail{recipients = list}))
+        end)
+        tasks[5 + k] = ato.spawn(function()
+          return assert(c:send(mail{recipients = {("later%d@example.org"):format(k)},
+                                    send_at = math.floor(ato.time()) + 3600}))
+        end)
+      end
+      for _, t in ipairs(tasks) do assert(t:join()) end
+      assert.equal(1500, today_totals(c).requests)
+      assert.equal(5, #account:get("queue"))
+    end)
+
     it("refuses the documented mistakes with 400 and the field, and an unverified from with 403", function()
       local c, _, _, stop = fresh()
       finally(stop)

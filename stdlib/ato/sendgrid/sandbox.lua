@@ -89,21 +89,36 @@ function Account:get(k)
   return v or nil
 end
 
+--- The list under k, created empty (and cached) when there is none, so
+--- that two requests adding to a new list add to the same table.
+function Account:list(k)
+  local v = self:get(k)
+  if not v then
+    v = {}
+    self.cache[self.prefix .. k] = v
+  end
+  return v
+end
+
+-- The cache takes the new value before the write: the write yields (the
+-- store runs queries in the thread pool), and a request that runs
+-- meanwhile must see it, not the old value it would then write back.
+-- Writes to one connection go in order, so the file ends as the cache.
 function Account:put(k, v)
   local full = self.prefix .. k
-  assert(self.store:put(full, v))
   self.cache[full] = v
+  assert(self.store:put(full, v))
 end
 
 function Account:del(k)
   local full = self.prefix .. k
-  assert(self.store:delete(full))
   self.cache[full] = false
+  assert(self.store:delete(full))
 end
 
 -- Removes the first item of list `k` for which pred holds; true if one was.
 function Account:remove_from(k, pred)
-  local list, kept, found = self:get(k) or {}, {}, false
+  local list, kept, found = self:list(k), {}, false
   for _, x in ipairs(list) do
     if not found and pred(x) then found = true else kept[#kept + 1] = x end
   end
@@ -234,7 +249,7 @@ function Account:behalf(req, r)
   if r.flags.behalf == false then
     return nil, errors(400, "the on-behalf-of header is not supported on this endpoint", "on-behalf-of")
   end
-  for _, u in ipairs(self:get("subusers") or {}) do
+  for _, u in ipairs(self:list("subusers")) do
     if u.username == name then
       if u.disabled then return nil, errors(403, "subuser " .. name .. " is disabled", "on-behalf-of") end
       return self:sub(name)

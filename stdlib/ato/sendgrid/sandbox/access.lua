@@ -95,7 +95,7 @@ return function(route, Account, M)
 
   -- {---- subusers
   parent_route("GET", "/v3/subusers", "subusers.read", function(a, req)
-    local list, name = a:get("subusers") or {}, query(req).username
+    local list, name = a:list("subusers"), query(req).username
     if name then
       local only = {}
       for _, u in ipairs(list) do if u.username == name then only[1] = u end end
@@ -112,7 +112,7 @@ return function(route, Account, M)
       if not b or type(b[f]) ~= "string" or b[f] == "" then return errors(400, f .. " is required", f) end
     end
     if type(b.ips) ~= "table" then return errors(400, "ips is required", "ips") end
-    local list = a:get("subusers") or {}
+    local list = a:list("subusers")
     for _, u in ipairs(list) do
       if u.username == b.username then return errors(400, "username exists", "username") end
     end
@@ -126,7 +126,7 @@ return function(route, Account, M)
   parent_route("PATCH", "/v3/subusers/([^/]+)", "subusers.update", function(a, req, _, name)
     local b = body_of(req)
     if not b or type(b.disabled) ~= "boolean" then return errors(400, "disabled must be true or false", "disabled") end
-    local list, found = a:get("subusers") or {}, false
+    local list, found = a:list("subusers"), false
     for _, u in ipairs(list) do if u.username == name then u.disabled, found = b.disabled, true end end
     if not found then return errors(404, "subuser not found") end
     a:put("subusers", list)
@@ -142,7 +142,7 @@ return function(route, Account, M)
 
   -- {---- teammates (pending first: /pending is not a username)
   route("GET", "/v3/teammates/pending", "teammates.read", function(a)
-    return json(200, {result = util.array(a:get("pending") or {})})
+    return json(200, {result = util.array(a:list("pending"))})
   end)
 
   route("DELETE", "/v3/teammates/pending/([^/]+)", "teammates.delete", function(a, _, _, token)
@@ -153,7 +153,7 @@ return function(route, Account, M)
   end)
 
   route("GET", "/v3/teammates", "teammates.read", function(a, req)
-    local items, headers = page(req, a:get("teammates") or {}, 500)
+    local items, headers = page(req, a:list("teammates"), 500)
     if not items then return errors(400, "limit and offset must be whole numbers", "limit") end
     for i, t in ipairs(items) do
       items[i] = {username = t.username, email = t.email, first_name = t.first_name, last_name = t.last_name,
@@ -172,7 +172,7 @@ return function(route, Account, M)
     end
     local invite = {email = b.email, scopes = b.scopes, is_admin = b.is_admin, token = chars(a.r, 24),
                     expiration_date = math.floor(ato.time()) + 7 * 86400}
-    local list = a:get("pending") or {}
+    local list = a:list("pending")
     list[#list + 1] = invite
     a:put("pending", list)
     return json(201, {token = invite.token, email = invite.email, scopes = invite.scopes, is_admin = invite.is_admin})
@@ -183,7 +183,7 @@ return function(route, Account, M)
     if not b or type(b.scopes) ~= "table" or type(b.is_admin) ~= "boolean" then
       return errors(400, "scopes and is_admin are required", "scopes")
     end
-    local list, hit = a:get("teammates") or {}, nil
+    local list, hit = a:list("teammates"), nil
     for _, t in ipairs(list) do if t.username == username then hit = t end end
     if not hit then return errors(404, "teammate not found") end
     hit.scopes, hit.is_admin = b.scopes, b.is_admin
@@ -201,13 +201,13 @@ return function(route, Account, M)
 
   -- {---- IP access management
   route("GET", "/v3/access_settings/whitelist", "access_settings.whitelist.read", function(a)
-    return json(200, {result = util.array(a:get("allowlist") or {})})
+    return json(200, {result = util.array(a:list("allowlist"))})
   end)
 
   route("POST", "/v3/access_settings/whitelist", "access_settings.whitelist.create", function(a, req)
     local b = body_of(req)
     if not b or type(b.ips) ~= "table" or #b.ips == 0 then return errors(400, "ips is required", "ips") end
-    local list, added = a:get("allowlist") or {}, {}
+    local list, added = a:list("allowlist"), {}
     local next_id = 1
     for _, e in ipairs(list) do if e.id >= next_id then next_id = e.id + 1 end end
     for _, x in ipairs(b.ips) do
@@ -231,7 +231,7 @@ return function(route, Account, M)
   end)
 
   route("GET", "/v3/access_settings/activity", "access_settings.activity.read", function(a, req)
-    local list, out = a:get("activity") or {}, {}
+    local list, out = a:list("activity"), {}
     local limit = tonumber(query(req).limit) or 20
     for i = #list, math.max(1, #list - limit + 1), -1 do out[#out + 1] = list[i] end   -- newest first
     return json(200, {result = util.array(out)})

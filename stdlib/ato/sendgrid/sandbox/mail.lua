@@ -244,31 +244,37 @@ return function(route, Account)
   -- {---- the queue of scheduled messages
 
   local function batch_status(a, id)
-    for _, s in ipairs(a:get("scheduled") or {}) do
+    for _, s in ipairs(a:list("scheduled")) do
       if s.batch_id == id then return s.status end
     end
   end
 
   -- One pass over the queue: delivers or drops what is due; -> the next
-  -- due time of what still waits (nil: nothing waits on the clock).
+  -- due time of what still waits (nil: nothing waits on the clock) and how
+  -- many wait. Delivery yields, and a send may queue more meanwhile: what
+  -- was handled is taken out of the queue as it is then, not replaced by
+  -- a copy made before.
   local function run_queue(a)
-    local queue, kept, next_at = a:get("queue") or {}, {}, nil
-    local now = ato.time()
-    for _, item in ipairs(queue) do
+    local now, handled, next_at = ato.time(), {}, nil
+    for _, item in ipairs(a:list("queue")) do
       local status = item.batch_id and batch_status(a, item.batch_id)
       if item.at > now then
-        kept[#kept + 1] = item
         next_at = math.min(next_at or math.huge, item.at)
       elseif status == "cancel" then
-        a:note_message(item.id, "cancelled")
-      elseif status == "pause" then
-        kept[#kept + 1] = item
-      else
-        deliver(a, item.msg, item.body, item.which)
-        a:note_message(item.id, "sent")
+        handled[item] = "cancelled"
+      elseif status ~= "pause" then
+        handled[item] = "sent"
       end
     end
-    a:put("queue", kept)
+    for item, what in pairs(handled) do
+      if what == "sent" then deliver(a, item.msg, item.body, item.which) end
+      a:note_message(item.id, what)
+    end
+    local kept = {}
+    for _, item in ipairs(a:list("queue")) do
+      if not handled[item] then kept[#kept + 1] = item end
+    end
+    if next(handled) then a:put("queue", kept) end
     return next_at, #kept
   end
 
@@ -336,7 +342,7 @@ return function(route, Account)
       categories = array(msg.categories), recipients = recipients, batch_id = b.batch_id,
       send_at = b.send_at, status = next(later) and "scheduled" or "sent"})
     if next(later) then
-      local queue = a:get("queue") or {}
+      local queue = a:list("queue")
       for at, which in pairs(later) do
         queue[#queue + 1] = {id = msg.id, at = at, batch_id = b.batch_id, which = which, msg = msg, body = b}
       end
@@ -374,7 +380,7 @@ return function(route, Account)
     if type(b.batch_id) ~= "string" or not a:get("batches/" .. b.batch_id) then
       return fail("batch_id", "invalid batch id")
     end
-    local list = a:get("scheduled") or {}
+    local list = a:list("scheduled")
     for _, s in ipairs(list) do
       if s.batch_id == b.batch_id then return fail("batch_id", "this batch already has a status: PATCH it") end
     end
@@ -384,7 +390,7 @@ return function(route, Account)
   end)
 
   route("GET", "/v3/user/scheduled_sends", "user.scheduled_sends.read", function(a)
-    return json(200, array(a:get("scheduled") or {}))
+    return json(200, array(a:list("scheduled")))
   end)
 
   route("GET", "/v3/user/scheduled_sends/([^/]+)", "user.scheduled_sends.read", function(a, _, _, id)
@@ -396,7 +402,7 @@ return function(route, Account)
   route("PATCH", "/v3/user/scheduled_sends/([^/]+)", "user.scheduled_sends.update", function(a, req, _, id)
     local status = status_of(body_of(req))
     if not status then return fail("status", "status must be pause or cancel") end
-    local list, hit = a:get("scheduled") or {}, false
+    local list, hit = a:list("scheduled"), false
     for _, s in ipairs(list) do if s.batch_id == id then s.status, hit = status, true end end
     if not hit then return errors(404, "no scheduled send status for batch " .. id) end
     a:put("scheduled", list)

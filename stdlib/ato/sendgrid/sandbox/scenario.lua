@@ -69,14 +69,14 @@ return function(route, Account, M)
     local idx = self.index.tiers
     if not idx then
       idx = {}
-      for _, s in ipairs(self:get("subscribers") or {}) do idx[s.email] = s.tier end
+      for _, s in ipairs(self:list("subscribers")) do idx[s.email] = s.tier end
       self.index.tiers = idx
     end
     return idx[email] or "unknown"
   end
 
   route("GET", "/sandbox/subscribers", nil, function(a, req)
-    local list, tier = a:get("subscribers") or {}, util.query(req).tier
+    local list, tier = a:list("subscribers"), util.query(req).tier
     if tier then
       local only = {}
       for _, s in ipairs(list) do if s.tier == tier then only[#only + 1] = s end end

@@ -35,10 +35,10 @@ return function(route, Account)
   function Account:sender_ok(email)
     local e = email:lower()
     local domain = e:match("@(.+)$")
-    for _, d in ipairs(self:get("domains") or {}) do
+    for _, d in ipairs(self:list("domains")) do
       if d.valid and (domain == d.domain or domain:sub(-#d.domain - 1) == "." .. d.domain) then return true end
     end
-    for _, s in ipairs(self:get("senders") or {}) do
+    for _, s in ipairs(self:list("senders")) do
       if s.verified and s.from_email:lower() == e then return true end
     end
     return false
@@ -54,13 +54,13 @@ return function(route, Account)
   end
 
   local function find_domain(a, id)
-    for _, d in ipairs(a:get("domains") or {}) do
+    for _, d in ipairs(a:list("domains")) do
       if d.id == tonumber(id) then return d end
     end
   end
 
   route("GET", "/v3/whitelabel/domains", "whitelabel.read", function(a, req)
-    local list, want = a:get("domains") or {}, util.query(req).domain
+    local list, want = a:list("domains"), util.query(req).domain
     if want then
       local only = {}
       for _, d in ipairs(list) do if d.domain == want then only[#only + 1] = d end end
@@ -77,7 +77,7 @@ return function(route, Account)
     if not b or type(b.domain) ~= "string" or not b.domain:match("^[%w%-]+%.[%w%.%-]+$") then
       return errors(400, "domain is required and must be a domain name", "domain")
     end
-    local list, id = a:get("domains") or {}, 1
+    local list, id = a:list("domains"), 1
     for _, d in ipairs(list) do
       if d.domain == b.domain then return errors(400, "this domain is already authenticated", "domain") end
       id = math.max(id, d.id + 1)
@@ -133,7 +133,7 @@ return function(route, Account)
     local after = tonumber(q.lastSeenID) or 0
     if not limit then return errors(400, "limit must be a whole number", "limit") end
     local out = {}
-    for _, s in ipairs(a:get("senders") or {}) do
+    for _, s in ipairs(a:list("senders")) do
       if s.id > after and #out < limit then out[#out + 1] = s end
     end
     return json(200, {results = array(out)})
@@ -145,7 +145,7 @@ return function(route, Account)
       if not b or type(b[f]) ~= "string" or b[f] == "" then return errors(400, f .. " is required", f) end
     end
     if not util.valid_email(b.from_email) then return errors(400, "from_email is not a valid address", "from_email") end
-    local list, id = a:get("senders") or {}, 1
+    local list, id = a:list("senders"), 1
     for _, s in ipairs(list) do id = math.max(id, s.id + 1) end
     local s = {id = id, verified = false, locked = false}
     for _, f in ipairs{"nickname", "from_email", "from_name", "reply_to", "reply_to_name", "address", "address2",

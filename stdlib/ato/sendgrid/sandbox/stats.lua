@@ -34,7 +34,12 @@ return function(route, Account)
 
   --- The counters of a UTC day ("YYYY-MM-DD"), created empty.
   function Account:stats_day(day)
-    return self:get("stats/" .. day) or model.new_day()
+    local t = self:get("stats/" .. day)
+    if not t then
+      t = model.new_day()
+      self.cache[self.prefix .. "stats/" .. day] = t      -- concurrent sends share it
+    end
+    return t
   end
 
   function Account:save_stats_day(day, t)

@@ -54,7 +54,7 @@ return function(route, Account, M)
 
   -- Sends one emitted list to every webhook that wants some of it.
   local function deliver_all(a, events)
-    for _, hook in ipairs(a:get("webhooks") or {}) do
+    for _, hook in ipairs(a:list("webhooks")) do
       if hook.enabled then
         local wanted = {}
         for _, e in ipairs(events) do
@@ -116,7 +116,7 @@ return function(route, Account, M)
   end
 
   local function find(a, id)
-    for i, w in ipairs(a:get("webhooks") or {}) do
+    for i, w in ipairs(a:list("webhooks")) do
       if w.id == id then return w, i end
     end
   end
@@ -141,12 +141,12 @@ return function(route, Account, M)
 
   route("GET", "/v3/user/webhooks/event/settings/all", "user.webhooks.event.settings.read", function(a)
     local list = {}
-    for i, w in ipairs(a:get("webhooks") or {}) do list[i] = view(w) end
+    for i, w in ipairs(a:list("webhooks")) do list[i] = view(w) end
     return json(200, {max_allowed = MAX_WEBHOOKS, webhooks = array(list)})
   end)
 
   route("POST", "/v3/user/webhooks/event/settings", "user.webhooks.event.settings.update", function(a, req)
-    local list = a:get("webhooks") or {}
+    local list = a:list("webhooks")
     if #list >= MAX_WEBHOOKS then return errors(400, "at most 5 event webhooks") end
     local w = M.webhook_record(util.hex(a.r, 8) .. "-" .. util.hex(a.r, 4) .. "-4" .. util.hex(a.r, 3) .. "-a"
       .. util.hex(a.r, 3) .. "-" .. util.hex(a.r, 12), "", "", ato.time())
@@ -167,7 +167,7 @@ return function(route, Account, M)
 
   route("PATCH", "/v3/user/webhooks/event/settings/([^/]+)", "user.webhooks.event.settings.update",
     function(a, req, _, id)
-      local list = a:get("webhooks") or {}
+      local list = a:list("webhooks")
       local w = find(a, id)
       if not w then return errors(404, "webhook not found") end
       local ok, bad = apply(w, body_of(req))
