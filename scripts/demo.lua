@@ -2,8 +2,9 @@
 --
 -- It plays the first minutes of an incident on a throwaway project: the
 -- scanner looks for leaked keys (redacted on output) while a process probe
--- runs, a check that hangs is cut off by a timeout, and the findings land
--- in a report written atomically with mode 0600.
+-- runs, the SendGrid account is audited (a taken-over drill account served
+-- by `ato sandbox` on loopback), a check that hangs is cut off by a
+-- timeout, and the findings land in a report written with mode 0600.
 -- Run: bin/ato scripts/demo.lua [--keep]
 local ato = require "ato"
 local log = require "ato.log"
@@ -70,6 +71,37 @@ local function scan_tree(root, workers)
   return {files = stats.files, findings = findings}
 end
 
+-- The account audit a playbook starts with, against the sandbox's "ato"
+-- scenario: what is there that we did not put there?
+local OURS = {keys = {["ato-drill-admin"] = true, ["production-mailer"] = true, ["stats-dashboard"] = true},
+              subusers = {["acme-marketing"] = true, ["acme-transactional"] = true},
+              teammates = {["ops-lead"] = true, analyst = true}, ips = {["198.51.100.10/32"] = true},
+              webhook_host = "hooks.acme.example", domains = {["acme.example"] = true}}
+
+local function audit_sendgrid(root)
+  local store = assert(require("ato.store").open(root .. "/state/ato.db"))
+  local sb, base, admin = assert(require("ato.sendgrid.sandbox").start{store = store, scenario = "ato", seed = 7})
+  local sg = assert(require("ato.sendgrid").client{api_key = admin, base_url = base})
+  local found = {}
+  local function flag(kind, what) found[#found + 1] = {kind = kind, what = what} end
+  for k in sg:api_keys() do if not OURS.keys[k.name] then flag("api key", k.name) end end
+  for u in sg:subusers() do if not OURS.subusers[u.username] then flag("subuser", u.username) end end
+  for t in sg:teammates() do if not OURS.teammates[t.username] then flag("teammate", t.username) end end
+  for _, p in ipairs(assert(sg:pending_teammates())) do flag("pending invite", p.email) end
+  for _, e in ipairs(assert(sg:ip_allowlist())) do if not OURS.ips[e.ip] then flag("allowed ip", e.ip) end end
+  for _, w in ipairs((assert(sg:event_webhooks()))) do
+    if w.url:match("^https?://([^/]+)") ~= OURS.webhook_host then flag("event webhook", w.url) end
+  end
+  for d in sg:domains() do if not OURS.domains[d.domain] then flag("sending domain", d.domain) end end
+  local rows = assert(sg:stats{start_date = os.date("!%Y-%m-%d", os.time() - 7 * 86400)})
+  local m = require("ato.sendgrid").totals(rows)
+  local reputation = assert(sg:account()).reputation
+  sb:close()
+  store:close()
+  return {findings = found, reputation = reputation, week = {requests = m.requests,
+          bounce_rate = m.bounces / m.processed, spam_rate = m.spam_reports / m.delivered}}
+end
+
 local function probe_host()
   local r, err = ato.exec{"uname", "-sr", timeout = 5}
   if not r then return {error = tostring(err)} end
@@ -92,24 +124,31 @@ local cleanup <close> = setmetatable({}, {__close = function()
 end})
 
 log.info("drill started", {workspace = root})
-local planted = build_project(root)
+-- the project the scanner walks, and (outside it) the sandbox's state
+local project = root .. "/project"
+local planted = build_project(project)
 local t0 = ato.now()
 local results = assert(ato.gather{
-  function() return scan_tree(root, 4) end,
+  function() return scan_tree(project, 4) end,
   probe_host,
   stuck_check,
+  function() return audit_sendgrid(root) end,
 })
-local scanned, host, stuck = results[1], results[2], results[3]
+local scanned, host, stuck, account = results[1], results[2], results[3], results[4]
 
 for _, f in ipairs(scanned.findings) do
   log.warn("leaked secret", {path = f.path, rule = f.rule, line = f.line, secret = f.redacted})
 end
 log.info("host probed", host)
 log.info("stuck check stopped", {error = stuck.error})
+for _, f in ipairs(account.findings) do log.warn("not ours in the SendGrid account", f) end
+log.info("SendGrid account, last 7 days", {reputation = account.reputation, requests = account.week.requests,
+         bounce_rate = ("%.1f %%"):format(account.week.bounce_rate * 100),
+         spam_rate = ("%.2f %%"):format(account.week.spam_rate * 100)})
 
 local report = {
   workspace = root, files = scanned.files, findings = scanned.findings,
-  host = host, stuck_check = stuck, elapsed_s = ato.now() - t0,
+  host = host, stuck_check = stuck, sendgrid = account, elapsed_s = ato.now() - t0,
 }
 local path = root .. "/incident-report.json"
 assert(fs.write(path, cjson.encode(report), "600"))
@@ -117,9 +156,11 @@ local st = assert(fs.stat(path))
 
 local n = 0
 for _ in pairs(planted) do n = n + 1 end
-print(("scanned %d files in %.2f s: %d leaked secrets; report %s (mode %s)%s")
-  :format(scanned.files, report.elapsed_s, #scanned.findings, path, st.perms,
-          keep and "" or ", removed at exit"))
+print(("scanned %d files in %.2f s: %d leaked secrets; %d things in the SendGrid account that are not "
+  .. "ours; report %s (mode %s)%s"):format(scanned.files, report.elapsed_s, #scanned.findings,
+  #account.findings, path, st.perms, keep and "" or ", removed at exit"))
 assert(scanned.files == n, "scanned " .. scanned.files .. " files, planted " .. n)
 assert(#scanned.findings == 2, "expected the two planted SendGrid keys")
 assert(stuck.error == "timeout", "the stuck check was not cut off")
+-- two keys, a subuser, a teammate, an invite, an ip, the webhook, a domain
+assert(#account.findings == 8, "expected the 8 attacker changes of the ato scenario")
