@@ -412,6 +412,32 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
         assert.is_true(hot > 3 * cold, ("open rate %.3f vs %.3f"):format(hot, cold))
         assert.is_true(hot_bounces < cold_bounces)
       end)
+    it("follows a configured model, kept across a restart; a bad model is refused", function()
+      local s = assert(store.open(dir .. "/model/ato.db"))
+      finally(function() s:close() end)
+      local model = {unknown = {invalid = 0, bounce = 0}, block = {base = 1, slope = 0, other = 1}}
+      local sb, base, admin = assert(sandbox.start{store = s, model = model})
+      local c = assert(sendgrid.client{api_key = admin, base_url = base})
+      local list = {}
+      for i = 1, 50 do list[i] = ("stranger%02d@example.org"):format(i) end
+      assert(c:send(mail{recipients = list}))
+      local m = today_totals(c)
+      assert.same({50, 50, 0}, {m.processed, m.blocks, m.delivered})
+      sb:close()
+      local sb2, base2 = assert(sandbox.start{store = s})            -- no model given: the kept one
+      finally(function() sb2:close() end)
+      local c2 = assert(sendgrid.client{api_key = admin, base_url = base2})
+      assert(c2:send(mail{recipients = {"one-more@example.org"}}))
+      assert.equal(51, today_totals(c2).blocks)
+      local none, err = sandbox.start{store = s, model = {lapsed = {open = 2}}}
+      assert.is_nil(none)
+      assert.matches("model.lapsed.open must be a number from 0 to 1", err.message)
+      local bad = dir .. "/model/bad.json"
+      assert(ato.fs.write(bad, '{"warm": {"open": 0.5}}'))
+      local r = support.ato({"sandbox", "--db", dir .. "/model/other.db", "--model", bad})
+      assert.equal(2, r.code)
+      assert.matches("unknown tier 'warm'", r.stderr)
+    end)
   end)
 
   describe("senders and the user", function()

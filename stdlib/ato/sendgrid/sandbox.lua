@@ -317,12 +317,19 @@ local function urandom_seed()
 end
 
 --- sandbox.start{store =, host =, port =, scenario =, seed =, limit =,
---- window =, volume = {bounces =, subscribers =}}
+--- window =, volume = {bounces =, subscribers =}, model = {...}}
+--- model: overrides of the delivery model's odds (model.lua's DEFAULT),
+--- kept with the account.
 --- -> sandbox, base_url, admin_key (nil when the account existed already), account
 function M.start(opts)
   local a = setmetatable({store = assert(opts.store), prefix = PREFIX, cache = {}, subs = {}, index = {},
                           windows = {}, tasks = {}, deliveries = {}, limit = opts.limit or 600, window = opts.window or 60},
                          Account)
+  -- the delivery model: given now (kept for restarts), or as kept
+  local model, merr = require("ato.sendgrid.sandbox.model").configure(opts.model or a:get("model"))
+  if not model then return nil, ato.err("model", merr) end
+  if opts.model ~= nil then a:put("model", opts.model) end
+  a.model = model
   local admin
   if not a:get("meta") then admin = a:seed(opts.scenario or "clean", opts.seed or 1, opts.volume or {}) end
   local meta = a:get("meta")
@@ -348,7 +355,7 @@ end
 M.HELP = [[
 Usage: ato sandbox [--listen 127.0.0.1:PORT] [--scenario clean|ato] [--seed N]
                    [--db PATH] [--env-file PATH] [--rate-limit N/SECONDS]
-                   [--bounces N] [--subscribers N]
+                   [--bounces N] [--subscribers N] [--model FILE.json]
 
 A local SendGrid account to drill on: the SendGrid v3 endpoints the client
 uses, with SendGrid's authentication, scopes, errors and rate-limit headers,
@@ -370,6 +377,12 @@ recipient is) that feed the stats and are POSTed to the event webhooks
                      served at GET /sandbox/subscribers for re-warm drills
   --rate-limit N/S   N requests per S seconds per key and endpoint
                      (default 600/60)
+  --model FILE.json  the delivery model's odds, over the defaults: per
+                     engagement tier (active_30d, active_90d, active_180d,
+                     lapsed, never, unknown) the chance of invalid, bounce,
+                     open, click (of openers), spam, unsub; and the block
+                     curve {"block": {"base":, "slope":, "other":}}, e.g.
+                     {"lapsed": {"spam": 0.02}}; kept with the account
 
 On start it prints its base URL; with --env-file it writes
 SENDGRID_BASE_URL and SENDGRID_API_KEY (a full-access key of the drill
@@ -391,6 +404,7 @@ local function parse_args(args)
     elseif a == "--env-file" and v then opts.env_file = v
     elseif a == "--bounces" and n and n >= 0 then opts.volume.bounces = n
     elseif a == "--subscribers" and n and n >= 0 then opts.volume.subscribers = n
+    elseif a == "--model" and v then opts.model_file = v
     elseif a == "--rate-limit" and v and v:match("^%d+/%d+$") then
       opts.limit, opts.window = tonumber(v:match("^(%d+)")), tonumber(v:match("/(%d+)$"))
     else
@@ -433,11 +447,20 @@ function M.main(...)
     end
     host, port = "127.0.0.1", tonumber(port)
   end
+  if opts.model_file then
+    local text, rerr = ato.fs.read(opts.model_file)
+    if not text then return fail(("--model %s: %s"):format(opts.model_file, tostring(rerr))) end
+    local ok, m = pcall(require("ato.json").decode, text)
+    if not ok then return fail(("--model %s: not JSON"):format(opts.model_file)) end
+    local _, merr = require("ato.sendgrid.sandbox.model").configure(m)
+    if merr then return fail(("--model %s: %s"):format(opts.model_file, merr)) end
+    opts.model = m
+  end
   local s, serr = store_mod.open(opts.db)
   if not s then return fail(serr) end
   local sb, base, admin, account = M.start{store = s, host = host, port = port, scenario = opts.scenario,
                                            seed = opts.seed, limit = opts.limit, window = opts.window,
-                                           volume = opts.volume}
+                                           volume = opts.volume, model = opts.model}
   if not sb then return fail(base) end
   io.stdout:write(base, "\n")
   io.stdout:flush()

@@ -200,7 +200,7 @@ local function deliver(a, msg, b, which)
   local dayname = util.day(now)
   local day = a:stats_day(dayname)
   local skip = bypassed(b)
-  local ctx = {categories = msg.categories, reputation = a:reputation(now),
+  local ctx = {categories = msg.categories, reputation = a:reputation(now), model = a.model,
                suppressed = function(email)
                  local kind = a:suppressed(email)
                  if kind and not skip[kind] then return kind end

@@ -38,22 +38,55 @@ end
 M.TIERS = {"active_30d", "active_90d", "active_180d", "lapsed", "never"}
 
 -- Per-tier odds: invalid address, hard bounce, and given delivery: open,
--- click (given an open), spam report, unsubscribe.
-local ODDS = {
+-- click (given an open), spam report, unsubscribe. `block` is the block
+-- curve: base + (100 - reputation) / 100 * slope at the big providers,
+-- times `other` at the rest; deferrals are half the blocks.
+M.DEFAULT = {
   active_30d  = {invalid = 0,     bounce = 0.002, open = 0.45, click = 0.25, spam = 0.0002, unsub = 0.001},
   active_90d  = {invalid = 0,     bounce = 0.005, open = 0.25, click = 0.15, spam = 0.0005, unsub = 0.002},
   active_180d = {invalid = 0,     bounce = 0.01,  open = 0.12, click = 0.10, spam = 0.001,  unsub = 0.004},
   lapsed      = {invalid = 0,     bounce = 0.04,  open = 0.04, click = 0.05, spam = 0.004,  unsub = 0.006},
   never       = {invalid = 0,     bounce = 0.06,  open = 0.01, click = 0.03, spam = 0.006,  unsub = 0.005},
   unknown     = {invalid = 0.01,  bounce = 0.08,  open = 0.03, click = 0.05, spam = 0.008,  unsub = 0.003},
+  block       = {base = 0.002, slope = 0.15, other = 0.5},
 }
+
+--- model.configure(overrides) -> the default model with overrides laid
+--- over it ({lapsed = {open = 0.02}, block = {slope = 0.3}}), or nil and
+--- what is wrong with them (an unknown tier or field, a value outside 0..1
+--- or a slope outside 0..10).
+function M.configure(overrides)
+  local cfg = {}
+  for name, fields in pairs(M.DEFAULT) do
+    cfg[name] = {}
+    for k, v in pairs(fields) do cfg[name][k] = v end
+  end
+  if overrides == nil then return cfg end
+  if type(overrides) ~= "table" then return nil, "the model must be an object" end
+  for name, fields in pairs(overrides) do
+    if not cfg[name] then return nil, ("unknown tier '%s' in the model"):format(tostring(name)) end
+    if type(fields) ~= "table" then return nil, ("model.%s must be an object"):format(name) end
+    for k, v in pairs(fields) do
+      if cfg[name][k] == nil then return nil, ("unknown field model.%s.%s"):format(name, tostring(k)) end
+      local max = k == "slope" and 10 or 1
+      if type(v) ~= "number" or v < 0 or v > max then
+        return nil, ("model.%s.%s must be a number from 0 to %d"):format(name, k, max)
+      end
+      cfg[name][k] = v
+    end
+  end
+  return cfg
+end
+
+local DEFAULT_CFG = M.configure()
 
 --- The odds for one recipient: the tier's, with blocks and deferrals
 --- from the account's reputation (0..100) at the provider.
-function M.odds(tier, provider, reputation)
-  local o = ODDS[tier] or ODDS.unknown
-  local strict = provider == "Other" and 0.5 or 1
-  local block = (0.002 + (100 - reputation) / 100 * 0.15) * strict
+function M.odds(tier, provider, reputation, cfg)
+  cfg = cfg or DEFAULT_CFG
+  local o = cfg[tier] or cfg.unknown
+  local b = cfg.block
+  local block = math.min(1, (b.base + (100 - reputation) / 100 * b.slope) * (provider == "Other" and b.other or 1))
   return {invalid = o.invalid, bounce = o.bounce, block = block, deferred = block / 2,
           open = o.open, click = o.click, spam = o.spam, unsub = o.unsub}
 end
@@ -118,7 +151,8 @@ local BLOCK = {status = "5.7.1", reason = "550 5.7.1 Message rejected due to sen
   .. "provider's postmaster site."}
 
 --- Delivers one recipient: r is the dice, rcpt {email, tier, provider},
---- msg {categories, suppressed(email) -> list name | nil, reputation}.
+--- msg {categories, suppressed(email) -> list name | nil, reputation,
+--- model (configure()'s; nil: the default)}.
 --- Calls emit(event, fields) for each event in order, count(k) for each
 --- metric, and suppress(list, entry) for each suppression it adds.
 function M.deliver(r, rcpt, msg, emit, add, suppress)
@@ -132,7 +166,7 @@ function M.deliver(r, rcpt, msg, emit, add, suppress)
     emit("dropped", {reason = why[1], status = "5.0.0"})
     return "dropped"
   end
-  local o = M.odds(rcpt.tier, provider, msg.reputation)
+  local o = M.odds(rcpt.tier, provider, msg.reputation, msg.model)
   local dice = util.chance
   if dice(r) < o.invalid then
     add("invalid_emails")
@@ -195,8 +229,8 @@ end
 
 --- Adds to `day` what `volume` messages of one tier to one provider would
 --- do on average (history: no per-recipient dice), with the noise of r.
-function M.expect(day, r, volume, tier, provider, reputation, categories)
-  local o = M.odds(tier, provider, reputation)
+function M.expect(day, r, volume, tier, provider, reputation, categories, cfg)
+  local o = M.odds(tier, provider, reputation, cfg)
   local function n(x) return math.floor(x * (0.9 + util.chance(r) * 0.2) + 0.5) end
   local function add(k, v) count(day, provider, categories, k, v) end
   local invalid = n(volume * o.invalid)

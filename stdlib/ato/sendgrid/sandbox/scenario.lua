@@ -144,21 +144,21 @@ return function(route, Account, M)
 
   -- One day of history: legitimate volume, plus the attacker's blast to a
   -- bought list once the account is taken over.
-  local function history_day(r, attacked, reputation)
+  local function history_day(r, attacked, reputation, cfg)
     local day = model.new_day()
     local volume = 18000 + r(4000)
     for _, kind in ipairs(LEGIT) do
       for tier, share in pairs(kind[3]) do
         for _, p in ipairs(model.PROVIDERS) do
           model.expect(day, r, math.floor(volume * kind[2] * share * PROVIDER_SHARE[p]), tier, p, reputation,
-                       {kind[1]})
+                       {kind[1]}, cfg)
         end
       end
     end
     if attacked then
       local blast = 110000 + r(30000)
       for _, p in ipairs(model.PROVIDERS) do
-        model.expect(day, r, math.floor(blast * PROVIDER_SHARE[p]), "unknown", p, reputation, {})
+        model.expect(day, r, math.floor(blast * PROVIDER_SHARE[p]), "unknown", p, reputation, {}, cfg)
       end
     end
     return day
@@ -169,7 +169,7 @@ return function(route, Account, M)
     for ago = 30, 1, -1 do
       local attacked = scenario == "ato" and ago <= COMPROMISE_DAYS_AGO
       if attacked then rep = math.max(40, rep - 9 - r(4)) end
-      self:put("stats/" .. util.day(today - ago * 86400), history_day(r, attacked, rep))
+      self:put("stats/" .. util.day(today - ago * 86400), history_day(r, attacked, rep, self.model))
     end
   end
 
