@@ -44,6 +44,7 @@ local function start_sandbox()
   end
   assert(text, "the sandbox did not start")
   local base, key = text:match("SENDGRID_BASE_URL=(%S+)"), text:match("SENDGRID_API_KEY=(%S+)")
+  assert(ato.fs.write(OUT .. "/auth.header", "Authorization: Bearer " .. key .. "\n", "600"))
   return base, key, env, function()
     U.run{"pkill", "-TERM", "-f", "sandbox --listen 127.0.0.1:" .. port}
     proc:join()
@@ -61,10 +62,12 @@ local function ato_walk(base, key, page)
 end
 
 -- The operator's loop: a page per curl, until a short page.
+-- The key goes in a header file (-H @file, 0600), not on curl's command
+-- line where any local user could read it from ps.
 local CURL_WALK = [[
 . "$1"; page=$2; off=0; total=0
 while :; do
-  n=$(curl -sf -H "Authorization: Bearer $SENDGRID_API_KEY" \
+  n=$(curl -sf -H "@$3" \
       "$SENDGRID_BASE_URL/v3/suppression/bounces?limit=$page&offset=$off" | grep -o '"email"' | wc -l)
   total=$((total + n)); off=$((off + page))
   [ "$n" -lt "$page" ] && break
@@ -74,7 +77,7 @@ echo $total
 
 local function curl_walk(env, page)
   local t0 = ato.now()
-  local r = U.sh(CURL_WALK, env, tostring(page))
+  local r = U.sh(CURL_WALK, env, tostring(page), OUT .. "/auth.header")
   assert(tonumber(r.stdout) == ENTRIES, "curl walked " .. r.stdout)
   return ato.now() - t0
 end
@@ -117,9 +120,9 @@ local function curl_bodies(round)
 end
 
 local CURL_SEND = [[
-. "$1"; shift
+. "$1"; auth=$2; shift 2
 for f in "$@"; do
-  curl -sf -o /dev/null -H "Authorization: Bearer $SENDGRID_API_KEY" -H "Content-Type: application/json" \
+  curl -sf -o /dev/null -H "@$auth" -H "Content-Type: application/json" \
     --data-binary "@$f" "$SENDGRID_BASE_URL/v3/mail/send" || exit 1
 done
 ]]
@@ -127,7 +130,7 @@ done
 local function curl_send(env, round)
   local files = curl_bodies(round)
   local t0 = ato.now()
-  U.run{"sh", "-c", CURL_SEND, "sh", env, table.unpack(files)}
+  U.run{"sh", "-c", CURL_SEND, "sh", env, OUT .. "/auth.header", table.unpack(files)}
   return ato.now() - t0
 end
 

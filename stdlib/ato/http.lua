@@ -14,6 +14,7 @@ local ato = require "ato"
 local calendar = require "ato.calendar"
 local httpc = require "ato.httpc"
 local cjson = require "cjson"
+local json = require "ato.json"
 
 local type, pairs, ipairs, tostring, tonumber, error = type, pairs, ipairs, tostring, tonumber, error
 local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, rawget, rawset
@@ -198,6 +199,13 @@ end
 
 local LOOPBACK = {["127.0.0.1"] = true, ["localhost"] = true, ["::1"] = true}
 
+--- http.is_loopback(url) -> true when the URL's host (userinfo stripped,
+--- IPv6 brackets handled, as curl reads it) is 127.0.0.1, localhost or ::1
+function M.is_loopback(url)
+  local host = url_host(tostring(url))
+  return host ~= nil and LOOPBACK[host] == true
+end
+
 -- headers as {Name = "v"}, {Name = {"a", "b"}} or {{"Name", "v"}, ...}
 local NO_HEADERS = setmetatable({}, {__newindex = function() error("internal: shared table") end})
 
@@ -287,7 +295,7 @@ local function build(opts)
   local body = opts.body
   if body ~= nil and opts.json ~= nil then misuse("give 'body' or 'json', not both") end
   if opts.json ~= nil then
-    body = cjson.encode(opts.json)
+    body = json.encode(opts.json)           -- json.array() lists stay [] when empty
     if not seen["content-type"] then lines[#lines + 1] = "Content-Type: application/json" end
   elseif body ~= nil and type(body) ~= "string" then
     misuse("option 'body' must be a string")

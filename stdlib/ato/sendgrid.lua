@@ -26,9 +26,17 @@ local http = require "ato.http"
 local json = require "ato.json"
 local redact = require "ato.redact"
 
-local cjson_array = json.array
 
 local M = {}
+
+-- A copy of a caller's list, marked so that an empty one goes out as []
+-- (lua-cjson writes every empty table as {}); nil stays nil.
+local function list_of(t)
+  if t == nil then return nil end
+  local out = json.array()
+  for i, v in ipairs(t) do out[i] = v end
+  return out
+end
 
 local BASE = {global = "https://api.sendgrid.com", eu = "https://api.eu.sendgrid.com"}
 
@@ -86,9 +94,16 @@ end
 
 -- {====================================================== requests
 
--- The endpoint a rate-limit window belongs to: method and path without ids.
+-- The endpoint a rate-limit window belongs to: method and path, without
+-- the query and with ids and addresses as {id} (SendGrid counts per
+-- endpoint: a loop deleting 1,000 addresses is one window, and the table
+-- of windows stays small).
 local function endpoint(method, path)
-  return method .. " " .. path:gsub("%?.*$", "")
+  path = path:gsub("%?.*$", "")
+  path = path:gsub("/([^/]+)", function(seg)
+    if seg:find("@", 1, true) or seg:find("%%40") or seg:match("^%d+$") or #seg >= 16 then return "/{id}" end
+  end)
+  return method .. " " .. path
 end
 
 local function api_error(resp, method, path)
@@ -155,6 +170,14 @@ function Client:request(method, path, opts)
   end
 end
 
+--- client:call(method, path [, opts]) -> the decoded body | nil, err: a
+--- request whose caller wants the answer only (the methods below).
+function Client:call(method, path, opts)
+  local body, err = self:request(method, path, opts)
+  if body == nil then return nil, err end
+  return body
+end
+
 -- }======================================================
 
 -- {====================================================== paging
@@ -178,7 +201,9 @@ function Client:pages(path, query, extract, page_size)
   query = query or {}
   local q = {}
   for k, v in pairs(query) do q[k] = v end
-  q.limit = q.limit or page_size
+  -- SendGrid's pages hold 500 at most: asking more would make a full page
+  -- look short, and end the walk early where no Link header says otherwise
+  q.limit = math.min(q.limit or page_size, 500)
   q.offset = q.offset or 0
   local items, i, next_path, done = {}, 0, nil, false
   local function fetch()
@@ -244,15 +269,15 @@ end
 --- client:create_api_key(name [, scopes]) -> {api_key, api_key_id, name, scopes}
 --- (no scopes: full access). The secret (api_key) is returned only here.
 function Client:create_api_key(name, scopes)
-  return self:request("POST", "/v3/api_keys", {json = {name = name, scopes = scopes}})
+  return self:call("POST", "/v3/api_keys", {json = {name = name, scopes = list_of(scopes)}})
 end
 
 function Client:rename_api_key(id, name)
-  return self:request("PATCH", "/v3/api_keys/" .. id, {json = {name = name}})
+  return self:call("PATCH", "/v3/api_keys/" .. id, {json = {name = name}})
 end
 
 function Client:set_api_key_scopes(id, name, scopes)
-  return self:request("PUT", "/v3/api_keys/" .. id, {json = {name = name, scopes = scopes}})
+  return self:call("PUT", "/v3/api_keys/" .. id, {json = {name = name, scopes = list_of(scopes)}})
 end
 
 --- client:delete_api_key(id) -> true | nil, err (revokes the key)
@@ -284,7 +309,7 @@ end
 
 --- client:create_subuser{username =, email =, password =, ips = {...}}
 function Client:create_subuser(def)
-  return self:request("POST", "/v3/subusers", {json = def})
+  return self:call("POST", "/v3/subusers", {json = def})
 end
 
 local function no_content(body, err)
@@ -329,11 +354,14 @@ end
 
 --- client:invite_teammate{email =, scopes = {...}, is_admin =} -> {token, ...}
 function Client:invite_teammate(def)
-  return self:request("POST", "/v3/teammates", {json = def})
+  local body = {}
+  for k, v in pairs(def) do body[k] = v end
+  body.scopes = list_of(def.scopes)
+  return self:call("POST", "/v3/teammates", {json = body})
 end
 
 function Client:update_teammate(username, scopes, is_admin)
-  return self:request("PATCH", "/v3/teammates/" .. username, {json = {scopes = scopes, is_admin = is_admin}})
+  return self:call("PATCH", "/v3/teammates/" .. username, {json = {scopes = list_of(scopes), is_admin = is_admin}})
 end
 
 function Client:delete_teammate(username)
@@ -361,7 +389,7 @@ end
 function Client:allow_ips(ips)
   local list = {}
   for i, ip in ipairs(ips) do list[i] = {ip = ip} end
-  local body, err = self:request("POST", "/v3/access_settings/whitelist", {json = {ips = list}})
+  local body, err = self:request("POST", "/v3/access_settings/whitelist", {json = {ips = json.array(list)}})
   if not body then return nil, err end
   return result_list(body)
 end
@@ -413,14 +441,13 @@ function Client:unsubscribes(query) return self:suppressions("unsubscribes", que
 --- client:suppression(kind, email) -> the entries for email ({} if none) | nil, err
 function Client:suppression(kind, email)
   if suppression_kind(kind) == "unsubscribes" then
+    -- SendGrid answers 200 {} for an address that is not suppressed
     local body, err = self:request("GET", "/v3/asm/suppressions/global/" .. escape_email(email))
-    if not body then
-      if err.status == 404 then return {} end
-      return nil, err
-    end
+    if not body then return nil, err end
+    if type(body) ~= "table" or body.recipient_email == nil then return {} end
     return {{email = body.recipient_email}}
   end
-  return self:request("GET", "/v3/suppression/" .. kind .. "/" .. escape_email(email))
+  return self:call("GET", "/v3/suppression/" .. kind .. "/" .. escape_email(email))
 end
 
 --- client:delete_suppression(kind, email) -> true | nil, err. Recovery
@@ -439,13 +466,13 @@ function Client:delete_bounce(email) return self:delete_suppression("bounces", e
 --- list, or the string "all" (delete_all).
 function Client:delete_suppressions(kind, emails)
   if suppression_kind(kind) == "unsubscribes" then error("unsubscribes are deleted one by one", 2) end
-  local body = emails == "all" and {delete_all = true} or {emails = emails}
+  local body = emails == "all" and {delete_all = true} or {emails = list_of(emails)}
   return no_content(self:request("DELETE", "/v3/suppression/" .. kind, {json = body}))
 end
 
 --- client:unsubscribe(emails) -> the addresses added to the global unsubscribes
 function Client:unsubscribe(emails)
-  local body, err = self:request("POST", "/v3/asm/suppressions/global", {json = {recipient_emails = emails}})
+  local body, err = self:request("POST", "/v3/asm/suppressions/global", {json = {recipient_emails = list_of(emails)}})
   if not body then return nil, err end
   return body.recipient_emails
 end
@@ -559,31 +586,34 @@ local function split(list)
   return chunks
 end
 
---- client:send(msg) -> {message_ids = {...}, requests =, recipients =} | nil, err
+--- client:send(msg) -> {message_ids = {...}, requests =, recipients =,
+--- personalizations =} | nil, err
 --- msg is a mail/send body (personalizations, from, reply_to, subject,
 --- content or template_id, categories, custom_args, send_at, batch_id,
 --- asm, mail_settings = {sandbox_mode = {enable = true}}, ...), or with
 --- `recipients = {"a@x", {email =, name =}, ...}` in place of
 --- personalizations. Large lists go out as several requests; on a
 --- failure err.sent holds what was accepted before it (message_ids,
---- requests, recipients), so a caller can resume instead of resending.
+--- requests, recipients, personalizations: the first ones of the list,
+--- in order), so a caller can resume from there instead of resending.
 function Client:send(msg)
   if type(msg) ~= "table" then error("bad argument #1 to 'send' (table expected)", 2) end
   local body = {}
   for k, v in pairs(msg) do
     if k ~= "recipients" and k ~= "personalizations" then body[k] = v end
   end
-  local sent = {message_ids = {}, requests = 0, recipients = 0}
+  local sent = {message_ids = {}, requests = 0, recipients = 0, personalizations = 0}
   local chunks = split(personalizations_of(msg))
   if #chunks == 0 then chunks = {{}} end          -- let the API say what is missing
   for _, chunk in ipairs(chunks) do
-    body.personalizations = cjson_array(chunk)
+    body.personalizations = json.array(chunk)
     local ok, err_or_resp = self:request("POST", "/v3/mail/send", {json = body})
     if not ok then
       err_or_resp.sent = sent
       return nil, err_or_resp
     end
     sent.requests = sent.requests + 1
+    sent.personalizations = sent.personalizations + #chunk
     for _, p in ipairs(chunk) do sent.recipients = sent.recipients + recipient_count(p) end
     local id = err_or_resp.headers["x-message-id"]
     if id then sent.message_ids[#sent.message_ids + 1] = id end
@@ -593,7 +623,7 @@ end
 
 --- client:scheduled_sends() -> {{batch_id, status}, ...} (paused or cancelled batches)
 function Client:scheduled_sends()
-  return self:request("GET", "/v3/user/scheduled_sends")
+  return self:call("GET", "/v3/user/scheduled_sends")
 end
 
 --- client:scheduled_send(batch_id) -> "pause" | "cancel" | nil (none), or nil, err
@@ -636,17 +666,17 @@ function Client:event_webhooks()
 end
 
 function Client:event_webhook(id)
-  return self:request("GET", "/v3/user/webhooks/event/settings/" .. id)
+  return self:call("GET", "/v3/user/webhooks/event/settings/" .. id)
 end
 
 --- client:create_event_webhook{url =, enabled =, friendly_name =, delivered = true, ...}
 function Client:create_event_webhook(def)
-  return self:request("POST", "/v3/user/webhooks/event/settings", {json = def})
+  return self:call("POST", "/v3/user/webhooks/event/settings", {json = def})
 end
 
 --- client:update_event_webhook(id, def) (def.url is required by the API)
 function Client:update_event_webhook(id, def)
-  return self:request("PATCH", "/v3/user/webhooks/event/settings/" .. id, {json = def})
+  return self:call("PATCH", "/v3/user/webhooks/event/settings/" .. id, {json = def})
 end
 
 function Client:delete_event_webhook(id)
@@ -668,12 +698,12 @@ function Client:domains(query)
 end
 
 function Client:domain(id)
-  return self:request("GET", "/v3/whitelabel/domains/" .. id)
+  return self:call("GET", "/v3/whitelabel/domains/" .. id)
 end
 
 --- client:create_domain{domain =, subdomain =, ...} -> the domain and its DNS records
 function Client:create_domain(def)
-  return self:request("POST", "/v3/whitelabel/domains", {json = def})
+  return self:call("POST", "/v3/whitelabel/domains", {json = def})
 end
 
 --- client:update_domain(id, {default =, custom_spf =}) -> the domain
@@ -688,7 +718,7 @@ function Client:delete_domain(id)
 end
 
 function Client:validate_domain(id)
-  return self:request("POST", "/v3/whitelabel/domains/" .. id .. "/validate")
+  return self:call("POST", "/v3/whitelabel/domains/" .. id .. "/validate")
 end
 
 --- for s in client:verified_senders() -> {id, nickname, from_email, verified, ...}
@@ -710,7 +740,13 @@ function Client:verified_senders(page_size)
 end
 
 function Client:create_verified_sender(def)
-  return self:request("POST", "/v3/verified_senders", {json = def})
+  return self:call("POST", "/v3/verified_senders", {json = def})
+end
+
+--- client:verify_sender(token) -> true | nil, err: follows the link of
+--- SendGrid's verification e-mail (the token is its last path segment)
+function Client:verify_sender(token)
+  return no_content(self:request("GET", "/v3/verified_senders/verify/" .. token))
 end
 
 function Client:delete_verified_sender(id)
@@ -718,11 +754,11 @@ function Client:delete_verified_sender(id)
 end
 
 --- client:profile() -> {first_name, last_name, company, ...}
-function Client:profile() return self:request("GET", "/v3/user/profile") end
-function Client:update_profile(fields) return self:request("PATCH", "/v3/user/profile", {json = fields}) end
+function Client:profile() return self:call("GET", "/v3/user/profile") end
+function Client:update_profile(fields) return self:call("PATCH", "/v3/user/profile", {json = fields}) end
 
 --- client:account() -> {type, reputation}
-function Client:account() return self:request("GET", "/v3/user/account") end
+function Client:account() return self:call("GET", "/v3/user/account") end
 
 --- client:account_email() -> the account's e-mail address (check it was not changed)
 function Client:account_email()

@@ -12,7 +12,7 @@ local prism = require "prism.prism"
 
 describe("ato.sendgrid and the sandbox against the OpenAPI spec", function()
   support.clean_after_each()
-  local dir, cleanup, db, server, proxy, admin, account
+  local dir, cleanup, db, server, proxy, admin, account, direct_url
   -- One sandbox and one Prism for the file: Prism takes seconds to start.
   setup(function()
     dir, cleanup = support.tmpdir()
@@ -20,6 +20,7 @@ describe("ato.sendgrid and the sandbox against the OpenAPI spec", function()
     local base
     server, base, admin, account = sandbox.start{store = db, scenario = "ato", seed = 7}
     assert(server, base)
+    direct_url = base
     proxy = prism.start(base)
   end)
   teardown(function()
@@ -181,11 +182,56 @@ describe("ato.sendgrid and the sandbox against the OpenAPI spec", function()
     for _ in c:verified_senders() do end
     local s = assert(c:create_verified_sender{nickname = "contract", from_email = "contract@acme.example",
                                               reply_to = "contract@acme.example"})
+    -- the verification e-mail's token, read from the sandbox itself (a
+    -- drill-only path, not SendGrid's)
+    local direct = assert(sendgrid.client{api_key = admin, base_url = direct_url})
+    local tokens = assert(direct:call("GET", "/sandbox/verification_tokens"))
+    assert.is_true(c:verify_sender(tokens[#tokens].token))
     assert.is_true(c:delete_verified_sender(s.id))
     assert(c:profile())
     assert(c:update_profile{company = "Contract Ltd"})
     assert(c:account())
     assert(c:account_email())
     assert_clean()
+  end)
+
+  it("errors: bad mail, an unverified sender, an unknown key, a missing scope, a missing id", function()
+    local c = client()
+    local one = {{to = {{email = "x@example.org"}}}}
+    -- a mistake the schema allows and SendGrid refuses: one address twice
+    local _, e400 = c:send{personalizations = {{to = {{email = "x@example.org"}}, cc = {{email = "x@example.org"}}}},
+                           from = {email = "support@acme.example"}, subject = "s",
+                           content = {{type = "text/plain", value = "x"}}}
+    assert.equal(400, e400.status)
+    local _, e403 = c:send{personalizations = one, from = {email = "ceo@elsewhere.example"}, subject = "s",
+                           content = {{type = "text/plain", value = "x"}}}
+    assert.equal(403, e403.status)
+    local stranger = assert(sendgrid.client{api_key = "SG.unknownunknownunknown.unknownunknownunknownunknownunknownunknown1",
+                                            base_url = proxy.url, on_response = proxy:observer()})
+    local _, e401 = stranger:scopes()
+    assert.equal(401, e401.status)
+    local made = assert(c:create_api_key("contract-no-scopes", {}))      -- an empty list goes out as []
+    local scoped = assert(sendgrid.client{api_key = made.api_key, base_url = proxy.url, on_response = proxy:observer()})
+    local ok, e403b = pcall(function() for _ in scoped:api_keys() do end end)
+    assert.is_false(ok)
+    assert.equal(403, e403b.status)
+    assert.is_true(c:delete_api_key(made.api_key_id))
+    local _, e404 = c:delete_api_key(made.api_key_id)
+    assert.equal(404, e404.status)
+    assert_clean()
+  end)
+
+  it("a 429 with its rate-limit headers, waited out by the client", function()
+    local db2 = assert(store.open(dir .. "/limited.db"))
+    local sb2, base2, admin2 = sandbox.start{store = db2, limit = 1, window = 1}
+    local p2 = prism.start(base2)
+    finally(function() p2:stop() sb2:close() db2:close() end)
+    local first = assert(sendgrid.client{api_key = admin2, base_url = p2.url, on_response = p2:observer()})
+    assert(first:scopes())
+    local second = assert(sendgrid.client{api_key = admin2, base_url = p2.url, on_response = p2:observer()})
+    assert(second:scopes())
+    assert.equal(1, second.throttled)
+    local list = p2:violations()
+    assert(#list == 0, prism.format(list))
   end)
 end)

@@ -45,6 +45,8 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
     return ("http://%s:%d/events"):format(host, port), events, function() srv:close() end
   end
 
+  local function account_of(sb) return sb.account end
+
   local function count(list, pred)
     local k = 0
     for _, x in ipairs(list) do if pred(x) then k = k + 1 end end
@@ -99,9 +101,16 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       assert.is_nil(c:invalid_emails()())
       -- a time window
       local now = ato.time()
-      local recent = 0
-      for _ in c:bounces{start_time = math.floor(now - 3 * DAY), end_time = math.floor(now)} do recent = recent + 1 end
-      assert.is_true(recent > 0 and recent < 40, "the time window did not filter: " .. recent)
+      local from, expected = math.floor(now - 15 * DAY), 0
+      for e in c:bounces() do if e.created >= from then expected = expected + 1 end end
+      assert.is_true(expected > 10 and expected < 40, "the window holds " .. expected)
+      local recent, before = 0, c.calls
+      for e in c:bounces{start_time = from, end_time = math.floor(now), limit = 5} do
+        assert.is_true(e.created >= from, "an entry before start_time on a later page")
+        recent = recent + 1
+      end
+      assert.equal(expected, recent)
+      assert.is_true(c.calls - before > 2, "the filtered walk did not page")
       -- global unsubscribes
       assert.same({"drill@acme.example"}, assert(c:unsubscribe{"drill@acme.example"}))
       assert.same({{email = "drill@acme.example"}}, assert(c:suppression("unsubscribes", "drill@acme.example")))
@@ -109,6 +118,19 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       assert.same({}, assert(c:suppression("unsubscribes", "drill@acme.example")))
       assert.has_error(function() c:suppressions("spam") end)
     end)
+  end)
+
+  it("paces per-address deletes as one endpoint, drawing no 429", function()
+    local c, _, _, stop = fresh{limit = 3, window = 1, volume = {bounces = 10}}
+    finally(stop)
+    local emails = {}
+    for e in c:bounces() do emails[#emails + 1] = e.email end
+    for i = 1, 7 do assert.is_true(c:delete_suppression("bounces", emails[i])) end
+    assert.equal(0, c.throttled, "a 429 was drawn")
+    assert.is_true(c.waited > 0, "the deletes never waited for a reset")
+    local n = 0
+    for _ in pairs(c.windows) do n = n + 1 end
+    assert.equal(2, n)                       -- GET bounces, DELETE bounces/{id}
   end)
 
   describe("stats", function()
@@ -205,6 +227,18 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       local two = assert(c:send(mail{personalizations = ps}))
       assert.equal(2, two.requests)
       assert.equal(1200, two.recipients)
+      -- the boundary, and a failure part-way that says where to resume
+      local list = {}
+      for i = 1, 1000 do list[i] = ("edge%04d@example.org"):format(i) end
+      assert.equal(1, assert(c:send(mail{recipients = list})).requests)
+      list[1001] = "edge1001@example.org"
+      assert.equal(2, assert(c:send(mail{recipients = list})).requests)
+      list[1001] = "not an address"
+      local none, err = c:send(mail{recipients = list})
+      assert.is_nil(none)
+      assert.equal(400, err.status)
+      assert.same({1, 1000, 1000}, {err.sent.requests, err.sent.personalizations, err.sent.recipients})
+      assert.equal(1, #err.sent.message_ids)
     end)
 
     it("counts every recipient of concurrent sends, and queues concurrent scheduled ones", function()
@@ -313,6 +347,43 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       assert.equal("processed", events[#events].event)
     end)
 
+    it("leaves a webhook as it was after a refused update, and never posts past loopback", function()
+      local c, _, account, stop = fresh()
+      finally(stop)
+      local hook = assert(c:event_webhooks())[1]
+      local _, bad = c:update_event_webhook(hook.id, {url = "http://127.0.0.1:9/x", delivered = "yes"})
+      assert.same({400, "delivered"}, {bad.status, bad.errors[1].field})
+      assert.equal(hook.url, assert(c:event_webhook(hook.id)).url)
+      -- an address on 127.0.0.2 stands for the outside world
+      local outside = {}
+      local far = assert(http.serve{host = "127.0.0.2", port = 0, handler = function(req)
+        outside[#outside + 1] = req.path
+        return 200, nil, ""
+      end})
+      finally(function() far:close() end)
+      local _, far_port = far:address()
+      local bounce = assert(http.serve{host = "127.0.0.1", port = 0, handler = function()
+        return 307, {Location = ("http://127.0.0.2:%d/redirected"):format(far_port)}, ""
+      end})
+      finally(function() bounce:close() end)
+      local _, bounce_port = bounce:address()
+      for _, url in ipairs{("http://127.0.0.1:9@127.0.0.2:%d/userinfo"):format(far_port),
+                           ("http://127.0.0.1:%d/redirect"):format(bounce_port)} do
+        assert(c:update_event_webhook(hook.id, {url = url, enabled = true}))
+        assert(c:send(mail{recipients = {"x@example.org"}}))
+        account:flush_events()
+        assert.is_true(c:test_event_webhook(url))
+      end
+      assert.same({}, outside)
+      local st = assert(c:call("GET", "/sandbox/webhook_deliveries"))[hook.id]
+      assert.is_true(st.withheld > 0 and st.failed > 0, ("withheld %d failed %d"):format(st.withheld, st.failed))
+      -- the allow-list: a bad entry refuses the whole request
+      local before = #assert(c:ip_allowlist())
+      local _, e400 = c:allow_ips{"192.0.2.1", "not-an-ip"}
+      assert.equal(400, e400.status)
+      assert.equal(before, #assert(c:ip_allowlist()))
+    end)
+
     it("withholds events from a webhook URL that is not on loopback (the ato scenario's collector)", function()
       local c, _, account, stop = fresh{scenario = "ato"}
       finally(stop)
@@ -320,7 +391,7 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       assert.matches("^https://collect%.", hooks[1].url)
       assert(c:send(mail{recipients = {"a@example.org", "b@example.org"}}))
       account:flush_events()
-      local body = assert(c:request("GET", "/sandbox/webhook_deliveries"))
+      local body = assert(c:call("GET", "/sandbox/webhook_deliveries"))
       local st = body[hooks[1].id]
       assert.equal(0, st.posts)
       assert.is_true(st.withheld >= 2)
@@ -340,7 +411,7 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       finally(stop_rx)
       local hook = assert(c:event_webhooks())[1]
       assert(c:update_event_webhook(hook.id, {url = url}))
-      local at = math.floor(ato.time()) + 2
+      local at = math.floor(ato.time()) + 3
       local paused, cancelled = assert(c:create_batch()), assert(c:create_batch())
       assert.equal(paused, assert(c:batch(paused)))
       assert(c:send(mail{recipients = {"p@example.org"}, batch_id = paused, send_at = at}))
@@ -371,14 +442,40 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       assert.same({}, account:get("queue"))
     end)
 
+    it("sends a message queued while the scheduler is busy delivering another", function()
+      local c, _, account, stop = fresh()
+      finally(stop)
+      local at = math.floor(ato.time()) + 1
+      assert(c:send(mail{recipients = {"first@example.org"}, send_at = at}))
+      -- the moment the scheduler starts delivering the first, queue a second
+      local queued_meanwhile
+      local reputation = account.reputation
+      account.reputation = function(self, now)
+        if not queued_meanwhile then
+          queued_meanwhile = assert(c:send(mail{recipients = {"second@example.org"}, send_at = at + 1}))
+        end
+        return reputation(self, now)
+      end
+      for _ = 1, 400 do
+        if today_totals(c).requests == 2 and #account:get("queue") == 0 then break end
+        ato.sleep(0.01)
+      end
+      assert.truthy(queued_meanwhile, "the scheduler never delivered the first")
+      assert.equal(2, today_totals(c).requests)
+      assert.same({}, account:get("queue"))
+    end)
+
     it("keeps a scheduled message across a restart", function()
       local s = assert(store.open(dir .. "/restart/ato.db"))
       finally(function() s:close() end)
       local sb, base, admin = assert(sandbox.start{store = s})
       local c = assert(sendgrid.client{api_key = admin, base_url = base})
-      assert(c:send(mail{recipients = {"later@example.org"}, send_at = math.floor(ato.time()) + 1}))
+      local at = math.floor(ato.time()) + 2
+      assert(c:send(mail{recipients = {"later@example.org"}, send_at = at}))
+      assert.equal(1, #account_of(sb):get("queue"))
+      assert.equal(0, today_totals(c).requests)
       sb:close()
-      ato.sleep(1.2)
+      while ato.time() < at + 0.2 do ato.sleep(0.1) end
       local sb2, base2 = assert(sandbox.start{store = s})
       finally(function() sb2:close() end)
       local c2 = assert(sendgrid.client{api_key = admin, base_url = base2})
@@ -401,6 +498,12 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
         local total = 0
         for _, list in pairs(by_tier) do total = total + #list end
         assert.equal(6000, total)
+        local never = 0
+        for sub in c:pages("/sandbox/subscribers", {tier = "never", limit = 100}) do
+          assert.equal("never", sub.tier)
+          never = never + 1
+        end
+        assert.equal(#by_tier.never, never)
         local function opens(tier)
           local list = table.move(by_tier[tier], 1, 500, 1, {})
           assert(c:send(mail{recipients = list, categories = {tier}}))
@@ -470,6 +573,15 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       local froms = {}
       for s in c:verified_senders(1) do froms[#froms + 1] = s.from_email end
       assert.same({"support@acme.example", "ops@other.example"}, froms)
+      assert.is_nil(made.token)                          -- only in the (drill) e-mail
+      local _, unverified = c:send(mail{personalizations = one, from = {email = "ops@other.example"}})
+      assert.equal(403, unverified.status)
+      local tokens = assert(c:call("GET", "/sandbox/verification_tokens"))
+      assert.equal("ops@other.example", tokens[1].from_email)
+      assert.is_true(c:verify_sender(tokens[1].token))
+      assert(c:send(mail{personalizations = one, from = {email = "ops@other.example"}}))
+      local _, e404 = c:verify_sender(tokens[1].token)
+      assert.equal(404, e404.status)
       assert.is_true(c:delete_verified_sender(made.id))
       local _, e400 = c:create_verified_sender{nickname = "x"}
       assert.equal(400, e400.status)

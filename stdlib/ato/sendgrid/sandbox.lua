@@ -61,7 +61,7 @@ M.FULL_ACCESS = {
   "user.scheduled_sends.create", "user.scheduled_sends.delete", "user.scheduled_sends.read",
   "user.scheduled_sends.update",
   "user.webhooks.event.settings.read", "user.webhooks.event.settings.update", "user.webhooks.event.test.create",
-  "verified_senders.create", "verified_senders.delete", "verified_senders.read",
+  "verified_senders.create", "verified_senders.delete", "verified_senders.read", "verified_senders.update",
   "whitelabel.create", "whitelabel.delete", "whitelabel.read", "whitelabel.update",
 }
 
@@ -137,10 +137,11 @@ function Account:sub(name)
   return subs[name]
 end
 
--- Keys belong to the parent account, whichever view asks.
-function Account:add_key(name, scopes, r)
-  local id = util.chars(r or self.r, 22)
-  local key = "SG." .. id .. "." .. util.chars(r or self.r, 43)
+-- Keys belong to the parent account, whichever view asks. Their ids and
+-- secrets come from /dev/urandom, even in a seeded scenario.
+function Account:add_key(name, scopes)
+  local id = util.random_chars(22)
+  local key = "SG." .. id .. "." .. util.random_chars(43)
   local rec = {api_key_id = id, name = name, scopes = scopes}
   self.store:tx(function(s)
     s:put(PREFIX .. "keys/" .. id, rec)

@@ -210,10 +210,12 @@ return function(route, Account, M)
     local list, added = a:list("allowlist"), {}
     local next_id = 1
     for _, e in ipairs(list) do if e.id >= next_id then next_id = e.id + 1 end end
-    for _, x in ipairs(b.ips) do
+    for _, x in ipairs(b.ips) do           -- all checked before the list changes
       if type(x) ~= "table" or type(x.ip) ~= "string" or not x.ip:match("^%d+%.%d+%.%d+%.%d+/?%d*$") then
         return errors(400, "each entry needs an IPv4 address or CIDR range in ip", "ips")
       end
+    end
+    for _, x in ipairs(b.ips) do
       local now = math.floor(ato.time())
       local e = {id = next_id, ip = x.ip:find("/", 1, true) and x.ip or (x.ip .. "/32"), created_at = now, updated_at = now}
       next_id = next_id + 1

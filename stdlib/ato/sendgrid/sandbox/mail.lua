@@ -249,32 +249,40 @@ return function(route, Account)
     end
   end
 
-  -- One pass over the queue: delivers or drops what is due; -> the next
-  -- due time of what still waits (nil: nothing waits on the clock) and how
-  -- many wait. Delivery yields, and a send may queue more meanwhile: what
-  -- was handled is taken out of the queue as it is then, not replaced by
-  -- a copy made before.
+  -- One pass over the queue: delivers or drops what is due. Delivery
+  -- yields, and a send may queue more meanwhile: what was handled is taken
+  -- out of the queue as it is then (not replaced by a copy made before),
+  -- and the next due time is that of what is left. -> the next due time
+  -- (nil: nothing waits on the clock; paused batches wait for a resume),
+  -- and how many wait.
   local function run_queue(a)
-    local now, handled, next_at = ato.time(), {}, nil
+    local now, handled = ato.time(), {}
     for _, item in ipairs(a:list("queue")) do
       local status = item.batch_id and batch_status(a, item.batch_id)
-      if item.at > now then
-        next_at = math.min(next_at or math.huge, item.at)
-      elseif status == "cancel" then
+      if item.at <= now and status == "cancel" then
         handled[item] = "cancelled"
-      elseif status ~= "pause" then
+      elseif item.at <= now and status ~= "pause" then
         handled[item] = "sent"
       end
     end
     for item, what in pairs(handled) do
-      if what == "sent" then deliver(a, item.msg, item.body, item.which) end
+      if what == "sent" then deliver(a, item.msg, a:get("messages/" .. item.id .. "/body"), item.which) end
       a:note_message(item.id, what)
     end
-    local kept = {}
+    local kept, next_at, waiting = {}, nil, {}
     for _, item in ipairs(a:list("queue")) do
-      if not handled[item] then kept[#kept + 1] = item end
+      if not handled[item] then
+        kept[#kept + 1], waiting[item.id] = item, true
+        local paused = item.batch_id and batch_status(a, item.batch_id) == "pause"
+        if not paused then next_at = math.min(next_at or math.huge, item.at) end
+      end
     end
-    if next(handled) then a:put("queue", kept) end
+    if next(handled) then
+      a:put("queue", kept)
+      for item in pairs(handled) do            -- a body goes with its last queued part
+        if not waiting[item.id] then a:del("messages/" .. item.id .. "/body") end
+      end
+    end
     return next_at, #kept
   end
 
@@ -287,17 +295,23 @@ return function(route, Account)
   end
 
   --- Starts the queue's task when something waits in it (on start, and
-  --- whenever a message is queued or a batch is paused or resumed).
+  --- whenever a message is queued or a batch is paused or resumed). A
+  --- signal while the task is busy delivering is not lost: `dirty` makes
+  --- it look again before it waits.
   function Account:resume_scheduled()
     local root = self.parent or self
+    root.dirty = true
     if root.scheduler then root.wake:signal() return end
-    if #(root:get("queue") or {}) == 0 then return end
+    if #root:list("queue") == 0 then return end
     root.wake = root.wake or ato.cond()
     root.scheduler = root:background(function()
       while true do
+        root.dirty = false
         local next_at, left = run_queue(root)
         if left == 0 then break end
-        root.wake:wait(next_at and math.max(0.01, next_at - ato.time()) or nil)
+        if not root.dirty then
+          root.wake:wait(next_at and math.max(0.01, next_at - ato.time()) or nil)
+        end
       end
       root.scheduler = nil
     end)
@@ -342,9 +356,11 @@ return function(route, Account)
       categories = array(msg.categories), recipients = recipients, batch_id = b.batch_id,
       send_at = b.send_at, status = next(later) and "scheduled" or "sent"})
     if next(later) then
+      -- the body once; each queued part names its personalizations
+      a:put("messages/" .. msg.id .. "/body", b)
       local queue = a:list("queue")
       for at, which in pairs(later) do
-        queue[#queue + 1] = {id = msg.id, at = at, batch_id = b.batch_id, which = which, msg = msg, body = b}
+        queue[#queue + 1] = {id = msg.id, at = at, batch_id = b.batch_id, which = which, msg = msg}
       end
       a:put("queue", queue)
       a:resume_scheduled()

@@ -256,14 +256,14 @@ return function(route, Account, M)
     self.r = r
     local now = math.floor(ato.time())
     local today = now - now % 86400
-    local admin_key = self:add_key("ato-drill-admin", M.FULL_ACCESS, r)
-    self:add_key("production-mailer", {"mail.send"}, r)
+    local admin_key = self:add_key("ato-drill-admin", M.FULL_ACCESS)
+    self:add_key("production-mailer", {"mail.send"})
     self:add_key("stats-dashboard", {"stats.read", "stats.global.read", "categories.stats.read",
-                                     "mailbox_providers.stats.read"}, r)
+                                     "mailbox_providers.stats.read"})
     if scenario == "ato" then
       -- what an attacker leaves behind: two full-access keys
-      self:add_key("api-key-backup", M.FULL_ACCESS, r)
-      self:add_key("sendgrid-integration", M.FULL_ACCESS, r)
+      self:add_key("api-key-backup", M.FULL_ACCESS)
+      self:add_key("sendgrid-integration", M.FULL_ACCESS)
     end
     self:seed_people(scenario, r, now)
     self:seed_stats(scenario, r, today)

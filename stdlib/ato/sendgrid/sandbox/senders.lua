@@ -2,7 +2,10 @@
 --
 --   GET|POST /v3/whitelabel/domains               (limit, offset, domain)
 --   GET|PATCH|DELETE /v3/whitelabel/domains/{id}, POST .../{id}/validate
---   GET|POST /v3/verified_senders, DELETE /v3/verified_senders/{id}
+--   GET|POST /v3/verified_senders, DELETE /v3/verified_senders/{id},
+--   GET /v3/verified_senders/verify/{token}     (the link SendGrid e-mails)
+--   GET /sandbox/verification_tokens            (drill-only: the tokens
+--                                               those e-mails would carry)
 --   GET|PATCH /v3/user/profile, GET /v3/user/account, GET /v3/user/email
 --
 -- Mail send accepts a from address on a valid authenticated domain, or a
@@ -127,6 +130,13 @@ return function(route, Account)
 
   -- {---- verified senders
 
+  -- A sender as the API shows it (its verification token is not shown).
+  local function sender_view(s)
+    local v = {}
+    for k, x in pairs(s) do if k ~= "token" then v[k] = x end end
+    return v
+  end
+
   route("GET", "/v3/verified_senders", "verified_senders.read", function(a, req)
     local q = util.query(req)
     local limit = util.count_param(req, "limit", 100)
@@ -134,7 +144,7 @@ return function(route, Account)
     if not limit then return errors(400, "limit must be a whole number", "limit") end
     local out = {}
     for _, s in ipairs(a:list("senders")) do
-      if s.id > after and #out < limit then out[#out + 1] = s end
+      if s.id > after and #out < limit then out[#out + 1] = sender_view(s) end
     end
     return json(200, {results = array(out)})
   end)
@@ -147,14 +157,33 @@ return function(route, Account)
     if not util.valid_email(b.from_email) then return errors(400, "from_email is not a valid address", "from_email") end
     local list, id = a:list("senders"), 1
     for _, s in ipairs(list) do id = math.max(id, s.id + 1) end
-    local s = {id = id, verified = false, locked = false}
+    local s = {id = id, verified = false, locked = false, token = util.alnum(a.r, 32)}
     for _, f in ipairs{"nickname", "from_email", "from_name", "reply_to", "reply_to_name", "address", "address2",
                        "state", "city", "zip", "country"} do
       s[f] = type(b[f]) == "string" and b[f] or ""
     end
     list[#list + 1] = s
     a:put("senders", list)
-    return json(201, s)
+    return json(201, sender_view(s))
+  end)
+
+  route("GET", "/v3/verified_senders/verify/([%w]+)", "verified_senders.update", function(a, _, _, token)
+    for _, s in ipairs(a:list("senders")) do
+      if s.token == token then
+        s.verified, s.token = true, nil
+        a:put("senders", a:list("senders"))
+        return util.no_content()
+      end
+    end
+    return errors(404, "verification token not found")
+  end)
+
+  route("GET", "/sandbox/verification_tokens", nil, function(a)
+    local out = {}
+    for _, s in ipairs(a:list("senders")) do
+      if s.token then out[#out + 1] = {id = s.id, from_email = s.from_email, token = s.token} end
+    end
+    return json(200, array(out))
   end)
 
   route("DELETE", "/v3/verified_senders/(%d+)", "verified_senders.delete", function(a, _, _, id)

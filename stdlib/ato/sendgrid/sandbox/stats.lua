@@ -14,6 +14,10 @@ local model = require "ato.sendgrid.sandbox.model"
 
 local errors, json, array = util.errors, util.json, util.array
 
+-- The longest range one query may ask for (SendGrid keeps stats for
+-- years, but a query over decades is a mistake, and each day costs a read).
+local MAX_DAYS = 3 * 366
+
 local GLOBAL = {"blocks", "bounce_drops", "bounces", "clicks", "deferred", "delivered", "invalid_emails", "opens",
                 "processed", "requests", "spam_report_drops", "spam_reports", "unique_clicks", "unique_opens",
                 "unsubscribe_drops", "unsubscribes"}
@@ -79,10 +83,16 @@ return function(route, Account)
     local from = util.parse_day(q.start_date)
     if not from then return nil, errors(400, "start_date must be a date, YYYY-MM-DD", "start_date") end
     local today = now - now % 86400
-    local to = q.end_date and util.parse_day(q.end_date) or today
-    if not to then return nil, errors(400, "end_date must be a date, YYYY-MM-DD", "end_date") end
-    to = math.min(to, today)
+    local to = today
+    if q.end_date then
+      to = util.parse_day(q.end_date)
+      if not to then return nil, errors(400, "end_date must be a date, YYYY-MM-DD", "end_date") end
+      to = math.min(to, today)
+    end
     if from > to then return nil, errors(400, "start_date must not be after end_date", "start_date") end
+    if to - from > MAX_DAYS * 86400 then
+      return nil, errors(400, ("a stats query spans at most %d days"):format(MAX_DAYS), "start_date")
+    end
     local by = q.aggregated_by or "day"
     if by ~= "day" and by ~= "week" and by ~= "month" then
       return nil, errors(400, "aggregated_by must be day, week or month", "aggregated_by")

@@ -68,15 +68,23 @@ return function(route, Account)
     return (load(self, kind))
   end
 
-  -- Writes the whole list and drops the segments, in one transaction.
+  -- Writes the whole list and drops the segments it holds, in one
+  -- transaction: a crash leaves either the old list and its segments or
+  -- the new list alone. Segments written meanwhile (an add while this
+  -- waits for the write lock) have a higher sequence number and stay.
   local function compact(a, kind)
     local list, st = load(a, kind)
+    local upto, prefix = st.seq, segment_prefix(a, kind)
+    local snapshot = table.move(list, 1, #list, 1, {})
+    a.cache[a.prefix .. "supp/" .. kind] = list
     a.store:tx(function(s)
-      for _, seg in ipairs(assert(s:list(segment_prefix(a, kind)))) do s:delete(seg.key) end
+      s:put(a.prefix .. "supp/" .. kind, snapshot)
+      for _, seg in ipairs(assert(s:list(prefix))) do
+        if tonumber(seg.key:match("(%d+)$")) <= upto then s:delete(seg.key) end
+      end
       return true
     end)
-    a:put("supp/" .. kind, list)
-    st.segments = 0
+    st.segments = st.seq - upto
   end
 
   -- email -> true for one list, built on first use, kept in step by add
@@ -172,6 +180,9 @@ return function(route, Account)
     if b.delete_all ~= nil and b.emails ~= nil then
       return errors(400, "delete_all and emails cannot both be given", "delete_all")
     end
+    if b.emails ~= nil and type(b.emails) ~= "table" then
+      return errors(400, "emails must be a list of addresses", "emails")
+    end
     if b.delete_all == true then
       a:remove_suppressions(kind, function() return true end)
     elseif type(b.emails) == "table" then
@@ -233,7 +244,8 @@ return function(route, Account)
 
   route("GET", "/v3/asm/suppressions/global/([^/]+)", "asm.suppressions.global.read", function(a, _, _, email)
     email = util.unescape(email)
-    if #one(a, "unsubscribes", email) == 0 then return errors(404, "email not found") end
+    -- not suppressed: 200 and an empty object, as the spec says
+    if #one(a, "unsubscribes", email) == 0 then return json(200, {}) end
     return json(200, {recipient_email = email})
   end)
 

@@ -55,6 +55,19 @@ function M.alnum(r, n)
   return table.concat(t)
 end
 
+--- n characters of ALPHA from /dev/urandom (64 symbols: each byte maps
+--- evenly). For keys: they must not follow from the scenario's seed (the
+--- seed is public) nor from a key seen before (xorshift's state would).
+function M.random_chars(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(n)
+  f:close()
+  return (bytes:gsub(".", function(b)
+    local k = b:byte() % 64 + 1
+    return ALPHA:sub(k, k)
+  end))
+end
+
 --- A lower-case hex id of n digits (message ids, webhook ids).
 function M.hex(r, n)
   local t = {}
@@ -137,7 +150,8 @@ function M.count_param(req, name, default)
   local v = M.query(req)[name]
   if v == nil or v == "" then return default end
   local n = math.tointeger(tonumber(v))
-  if not n or n < 0 then return false end
+  -- bounded: offset + limit must not wrap around, nor a loop run 2^63 times
+  if not n or n < 0 or n > 0x7fffffff then return false end
   return n
 end
 
@@ -151,7 +165,15 @@ function M.page(req, list, max, at)
   limit = math.min(limit, max)
   local out = {}
   for i = offset + 1, math.min(#list, offset + limit) do out[#out + 1] = at and at(i) or list[i] end
-  local base = ("http://%s%s?limit=%d&offset="):format(req:header("host") or "127.0.0.1", req.path, limit)
+  -- the links keep the request's other parameters (filters), in order
+  local keep = {}
+  for pair in (req.query or ""):gmatch("[^&]+") do
+    local k = pair:match("^([^=]*)")
+    if k ~= "limit" and k ~= "offset" then keep[#keep + 1] = pair end
+  end
+  keep[#keep + 1] = "limit=" .. limit
+  local base = ("http://%s%s?%s&offset="):format(req:header("host") or "127.0.0.1", req.path,
+                                                 table.concat(keep, "&"))
   local links = {('<%s%d>; rel="first"'):format(base, 0)}
   if offset + limit < #list then links[#links + 1] = ('<%s%d>; rel="next"'):format(base, offset + limit) end
   if offset > 0 then links[#links + 1] = ('<%s%d>; rel="prev"'):format(base, math.max(0, offset - limit)) end

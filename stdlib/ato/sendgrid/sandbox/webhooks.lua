@@ -27,9 +27,10 @@ local FLAG = {processed = "processed", dropped = "dropped", deferred = "deferred
               unsubscribe = "unsubscribe", group_unsubscribe = "group_unsubscribe",
               group_resubscribe = "group_resubscribe"}
 
+-- Loopback as curl will read the URL (userinfo and IPv6 brackets
+-- included): "http://127.0.0.1:1@elsewhere/" is elsewhere.
 local function loopback(url)
-  local host = tostring(url):match("^https?://([^/:]+)") or tostring(url):match("^https?://(%[[^%]]+%])")
-  return host == "127.0.0.1" or host == "localhost" or host == "[::1]"
+  return require("ato.http").is_loopback(url)
 end
 
 local function stamp(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
@@ -40,8 +41,9 @@ return function(route, Account, M)
 
   local function post(url, events)
     for attempt = 1, 3 do
+      -- no redirects: a loopback URL must not forward the events elsewhere
       local resp, err = require("ato.http").request{method = "POST", url = url, json = array(events), timeout = 10,
-        headers = {["User-Agent"] = "SendGrid Event API (ato sandbox)"}}
+        follow_redirects = false, headers = {["User-Agent"] = "SendGrid Event API (ato sandbox)"}}
       if resp and resp.status < 300 then return true end
       if attempt < 3 then ato.sleep(attempt == 1 and 0.2 or 1) end
       if attempt == 3 then
@@ -121,20 +123,27 @@ return function(route, Account, M)
     end
   end
 
-  -- Applies a POST/PATCH body to a webhook; nil, response if it is wrong.
+  -- Applies a POST/PATCH body to a webhook: everything is checked before
+  -- anything changes (w is the cached record). -> w | nil, response.
   local function apply(w, b)
     if type(b) ~= "table" or type(b.url) ~= "string" or not b.url:match("^https?://[^%s/]+") then
       return nil, errors(400, "url is required and must be an http(s) URL", "url")
     end
+    for _, f in ipairs(M.WEBHOOK_FLAGS) do
+      if b[f] ~= nil and type(b[f]) ~= "boolean" then return nil, errors(400, f .. " must be true or false", f) end
+    end
+    if b.enabled ~= nil and type(b.enabled) ~= "boolean" then
+      return nil, errors(400, "enabled must be true or false", "enabled")
+    end
+    if b.friendly_name ~= nil and type(b.friendly_name) ~= "string" then
+      return nil, errors(400, "friendly_name must be a string", "friendly_name")
+    end
     w.url = b.url
     for _, f in ipairs(M.WEBHOOK_FLAGS) do
-      if b[f] ~= nil then
-        if type(b[f]) ~= "boolean" then return nil, errors(400, f .. " must be true or false", f) end
-        w[f] = b[f]
-      end
+      if b[f] ~= nil then w[f] = b[f] end
     end
-    if b.enabled ~= nil then w.enabled = b.enabled == true end
-    if type(b.friendly_name) == "string" then w.friendly_name = b.friendly_name end
+    if b.enabled ~= nil then w.enabled = b.enabled end
+    if b.friendly_name ~= nil then w.friendly_name = b.friendly_name end
     w.updated_date = stamp(ato.time())
     return w
   end
