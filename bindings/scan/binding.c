@@ -182,6 +182,7 @@ static void push_rule (lua_State *L, const scan_rule *r) {
   set_str(L, "provider", r->provider);
   set_str(L, "severity", r->severity);
   set_str(L, "pattern", r->pattern);
+  set_str(L, "trigger", r->trigger);
   set_str(L, "keywords", r->keywords);
   set_str(L, "validator", r->validator);
   set_str(L, "verify", r->verify);

@@ -76,7 +76,7 @@ static void target_platform (hs_platform_info_t *pl) {
 #define JIT_STACK_MAX (1024 * 1024)
 #define KEEP_BYTES (1u << 20)     /* ctx arrays bigger than this are freed after a scan */
 
-#define CACHE_FORMAT "ato-scan-cache-1"
+#define CACHE_FORMAT "ato-scan-cache-2"     /* 2: triggers */
 #define CACHE_MAGIC "ATOHSDB1"
 #define CACHE_HEADER (8 + 32 + 32)
 #define CACHE_MAX ((size_t)512 << 20)
@@ -94,7 +94,11 @@ typedef struct rule_rt {
   int validator;            /* V_* */
   size_t width;             /* W: longest match considered (scan.h) */
   size_t step;              /* S = max(W, SCAN_MIN_STEP) */
+  size_t next_shared;       /* the next rule with the same trigger, or NONE */
+  int in_db;                /* its expression (pattern or trigger) is in the db */
 } rule_rt;
+
+#define NONE ((size_t)-1)
 
 struct scan_engine {
   scan_ruleset rules;       /* own deep copy */
@@ -184,6 +188,43 @@ static unsigned hs_flags_of (const scan_rule *r) {
   return HS_FLAG_MULTILINE | (r->prefilter ? HS_FLAG_PREFILTER : 0);
 }
 
+/* What vectorscan runs for a rule: its trigger (exact), or its pattern. */
+static const char *hs_expression_of (const scan_rule *r, unsigned *flags) {
+  if (r->trigger != NULL) {
+    *flags = HS_FLAG_MULTILINE;
+    return r->trigger;
+  }
+  *flags = hs_flags_of(r);
+  return r->pattern;
+}
+
+/*
+** Rules with the same trigger share one vectorscan expression: the first
+** of them is in the database, and its match is recorded for each rule of
+** its chain (on_match). The six generic-secret rules all start from the
+** same keywords; six copies would make six callbacks per keyword.
+*/
+static void link_shared_triggers (scan_engine *e) {
+  size_t i, j;
+  for (i = 0; i < e->rules.n; i++) {
+    e->rt[i].next_shared = NONE;
+    e->rt[i].in_db = 1;
+  }
+  for (i = 0; i < e->rules.n; i++) {
+    const char *t = e->rules.rules[i].trigger;
+    size_t tail = i;
+    if (t == NULL || !e->rt[i].in_db) continue;
+    for (j = i + 1; j < e->rules.n; j++) {
+      const char *u = e->rules.rules[j].trigger;
+      if (u != NULL && e->rt[j].in_db && strcmp(t, u) == 0) {
+        e->rt[j].in_db = 0;
+        e->rt[tail].next_shared = j;
+        tail = j;
+      }
+    }
+  }
+}
+
 static int validator_of (const scan_rule *r, int *out) {
   if (r->validator == NULL) *out = V_NONE;
   else if (strcmp(r->validator, "github_crc32") == 0) *out = V_GITHUB;
@@ -268,7 +309,7 @@ static int prepare_rule (scan_engine *e, size_t i, char *err, size_t errlen) {
 
 static int compile_database (scan_engine *e, char *err, size_t errlen) {
   hs_platform_info_t pl;
-  size_t n = e->rules.n, i;
+  size_t n = e->rules.n, i, m = 0;
   const char **exprs = calloc(n, sizeof *exprs);
   unsigned *flags = calloc(n, sizeof *flags), *ids = calloc(n, sizeof *ids);
   hs_compile_error_t *ce = NULL;
@@ -279,19 +320,20 @@ static int compile_database (scan_engine *e, char *err, size_t errlen) {
     goto done;
   }
   for (i = 0; i < n; i++) {
-    exprs[i] = e->rules.rules[i].pattern;
-    flags[i] = hs_flags_of(&e->rules.rules[i]);
-    ids[i] = (unsigned)i;
+    if (!e->rt[i].in_db) continue;     /* its trigger is another rule's */
+    exprs[m] = hs_expression_of(&e->rules.rules[i], &flags[m]);
+    ids[m++] = (unsigned)i;
   }
   target_platform(&pl);
-  if (hs_compile_multi(exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK, &pl,
+  if (hs_compile_multi(exprs, flags, ids, (unsigned)m, HS_MODE_BLOCK, &pl,
                        &e->db, &ce) != HS_SUCCESS) {
     const char *msg = ce && ce->message ? ce->message : "compile failed";
     /* its advice (HS_FLAG_ALLOWEMPTY) is not the rule author's to take */
     if (strstr(msg, "matches empty buffer") != NULL)
       msg = "pattern can match the empty string";
-    if (ce && ce->expression >= 0 && (size_t)ce->expression < n)
-      rule_err(err, errlen, &e->rules.rules[ce->expression], "vectorscan: %s", msg);
+    if (ce && ce->expression >= 0 && (size_t)ce->expression < m)
+      rule_err(err, errlen, &e->rules.rules[ids[ce->expression]], "vectorscan: %s%s", msg,
+               e->rules.rules[ids[ce->expression]].trigger ? " (in its trigger)" : "");
     else
       set_err(err, errlen, "vectorscan: %s", msg);
     e->db = NULL;
@@ -339,6 +381,7 @@ static void cache_key (const scan_engine *e, unsigned char key[32]) {
     char pf = (char)(r->prefilter ? '1' : '0');
     hash_str(&h, r->id);
     hash_str(&h, r->pattern);
+    hash_str(&h, r->trigger ? r->trigger : "");
     hash_bytes(&h, &pf, 1);
   }
   ato_sha256_final(&h, key);
@@ -560,6 +603,7 @@ scan_engine *scan_engine_new (const scan_ruleset *rs, const char *cache_dir,
     goto nomem;
   for (i = 0; i < e->rules.n; i++)
     if (prepare_rule(e, i, err, errlen) != 0) goto fail;
+  link_shared_triggers(e);
   if (e->overlap > SCAN_HS_CHUNK / 2) e->overlap = SCAN_HS_CHUNK / 2;
   if (e->rules.n > 0 && build_database(e, cache_dir, err, errlen) != 0)
     goto fail;
@@ -645,15 +689,12 @@ nomem:
 ** window will cover it), so dense input makes one record per step. Ends
 ** that come out of order (assertions may do that) start a new run.
 */
-static int on_match (unsigned int id, unsigned long long from,
-                     unsigned long long to, unsigned int flags, void *ud) {
-  scan_ctx *c = ud;
-  size_t end = c->base + (size_t)to, last = c->last[id];
+static int record_end (scan_ctx *c, size_t rule, size_t end) {
+  size_t last = c->last[rule];
   record *r;
-  (void)from; (void)flags;
   if (last != 0) {
     r = &c->recs[last - 1];
-    if (end >= r->to && end - r->to < c->e->rt[id].step) {
+    if (end >= r->to && end - r->to < c->e->rt[rule].step) {
       if (end > r->tmax) r->tmax = end;
       r->count++;
       return 0;
@@ -666,8 +707,19 @@ static int on_match (unsigned int id, unsigned long long from,
   r = &c->recs[c->nrecs++];
   r->to = r->tmax = end;
   r->count = 1;
-  r->rule = id;
-  c->last[id] = c->nrecs;
+  r->rule = rule;
+  c->last[rule] = c->nrecs;
+  return 0;
+}
+
+/* A shared trigger's match counts for every rule of its chain. */
+static int on_match (unsigned int id, unsigned long long from,
+                     unsigned long long to, unsigned int flags, void *ud) {
+  scan_ctx *c = ud;
+  size_t end = c->base + (size_t)to, r;
+  (void)from; (void)flags;
+  for (r = id; r != NONE; r = c->e->rt[r].next_shared)
+    if (record_end(c, r, end) != 0) return 1;
   return 0;
 }
 
@@ -790,6 +842,7 @@ static size_t search (scan_ctx *c, size_t r, const char *data, size_t from,
 static int confirm_rule (scan_ctx *c, size_t r, const record *recs, size_t n,
                          const char *data, size_t len, const scan_options *opt) {
   const rule_rt *rt = &c->e->rt[r];
+  int has_trigger = c->e->rules.rules[r].trigger != NULL;
   size_t pos = 0, i;
   for (i = 0; i < n; i++) {
     const record *k = &recs[i];
@@ -800,7 +853,9 @@ static int confirm_rule (scan_ctx *c, size_t r, const record *recs, size_t n,
     int explained = 0;
     if (lo < pos) lo = pos;
     if (lo >= hi) continue;
-    if (k->count <= 2 && k->to > lo && k->to - lo > SHORT_BACK) {
+    /* (a trigger's ends are not the pattern's: the short search would
+       never stand, only cost a second search) */
+    if (!has_trigger && k->count <= 2 && k->to > lo && k->to - lo > SHORT_BACK) {
       size_t mark = c->ncands;
       p = search(c, r, data, k->to - SHORT_BACK, hi, subject, k->to, k->tmax,
                  opt, &explained);

@@ -85,7 +85,8 @@ static int fail_nomem (parser *p) {
 static void rule_free (scan_rule *r) {
   size_t i;
   free(r->id); free(r->name); free(r->provider); free(r->severity);
-  free(r->pattern); free(r->keywords); free(r->validator); free(r->verify);
+  free(r->pattern); free(r->trigger); free(r->keywords); free(r->validator);
+  free(r->verify);
   for (i = 0; i < r->nreferences; i++) free(r->references[i]);
   free(r->references);
   for (i = 0; i < r->nexamples; i++) free(r->examples[i].data);
@@ -161,6 +162,7 @@ static int rule_copy (scan_rule *d, const scan_rule *s) {
       (s->provider && !(d->provider = dup_str(s->provider))) ||
       (s->severity && !(d->severity = dup_str(s->severity))) ||
       (s->pattern && !(d->pattern = dup_str(s->pattern))) ||
+      (s->trigger && !(d->trigger = dup_str(s->trigger))) ||
       (s->keywords && !(d->keywords = dup_str(s->keywords))) ||
       (s->validator && !(d->validator = dup_str(s->validator))) ||
       (s->verify && !(d->verify = dup_str(s->verify))) ||
@@ -298,14 +300,14 @@ static int known_validator (const char *v) {
 
 typedef enum key_kind {
   K_NAME, K_PROVIDER, K_SEVERITY, K_PATTERN, K_KEYWORDS, K_ENTROPY,
-  K_VALIDATOR, K_PREFILTER, K_VERIFY, K_WINDOW, K_REFERENCE, K_EXAMPLE,
-  K_NEGATIVE, K_UNKNOWN
+  K_VALIDATOR, K_PREFILTER, K_VERIFY, K_WINDOW, K_TRIGGER, K_REFERENCE,
+  K_EXAMPLE, K_NEGATIVE, K_UNKNOWN
 } key_kind;
 
 static const char *const KEY_NAMES[] = {
   "name", "provider", "severity", "pattern", "keywords", "entropy",
-  "validator", "prefilter", "verify", "window", "reference", "example",
-  "negative", NULL
+  "validator", "prefilter", "verify", "window", "trigger", "reference",
+  "example", "negative", NULL
 };
 
 static key_kind key_of (const char *k, size_t n) {
@@ -323,6 +325,7 @@ static char **string_slot (scan_rule *r, key_kind k) {
     case K_PROVIDER: return &r->provider;
     case K_SEVERITY: return &r->severity;
     case K_PATTERN: return &r->pattern;
+    case K_TRIGGER: return &r->trigger;
     case K_KEYWORDS: return &r->keywords;
     case K_VALIDATOR: return &r->validator;
     case K_VERIFY: return &r->verify;

@@ -54,6 +54,17 @@
 **   window = 8192                  (optional: W in bytes, 1 to 1048576, for
 **                                   an unbounded pattern; ignored when
 **                                   the pattern's width is bounded)
+**   trigger = (?i:secret|token)    (optional: what vectorscan runs in place
+**                                   of the pattern, for patterns it runs
+**                                   slowly — long bounded repeats of
+**                                   classes with no literal to filter on.
+**                                   Every match of the pattern must
+**                                   contain a match of the trigger; PCRE2
+**                                   then confirms the pattern around each
+**                                   trigger match, in the same window
+**                                   (W is the pattern's width). Rules with
+**                                   the same trigger share one vectorscan
+**                                   expression.)
 **   reference = https://...        (repeatable)
 **   example = text                 (>= 2; C escapes: \n \t \r \\ \xHH)
 **   negative = text                (>= 2; must not produce this rule)
@@ -92,6 +103,7 @@ typedef struct scan_text { char *data; size_t len; } scan_text;  /* data[len] ==
 
 typedef struct scan_rule {
   char *id, *name, *provider, *severity, *pattern;
+  char *trigger;              /* NULL: vectorscan runs the pattern itself */
   char *keywords;             /* NULL: none */
   char *validator;            /* NULL: none */
   char *verify;               /* NULL: no verifier */

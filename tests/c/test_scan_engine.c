@@ -754,6 +754,58 @@ static void test_random_bytes (void **state) {
 
 /* {====================================================== engines */
 
+/*
+** Triggers: vectorscan runs the trigger, PCRE2 confirms the pattern around
+** each trigger match. Two rules share one trigger (each still finds its
+** own matches); the secret lies far after the trigger (the window is the
+** pattern's width); a trigger that does not lie inside the pattern's
+** matches finds nothing, which is why --check-rules runs the examples.
+*/
+static const char TRIGGER_RULES[] =
+  "[kv-secret]\nname = n\nprovider = p\nseverity = low\n"
+  "pattern = ^[a-z_]{0,40}(?:secret|token)[a-z_]{0,40}=([A-Za-z0-9]{10,300})$\n"
+  "trigger = (?:secret|token)\n"
+  "example = x\nexample = y\nnegative = z\nnegative = w\n\n"
+  "[json-secret]\nname = n\nprovider = p\nseverity = low\n"
+  "pattern = \"[a-z_]{0,40}(?:secret|token)[a-z_]{0,40}\": \"([A-Za-z0-9]{10,300})\"\n"
+  "trigger = (?:secret|token)\n"
+  "example = x\nexample = y\nnegative = z\nnegative = w\n\n"
+  "[off-target]\nname = n\nprovider = p\nseverity = low\n"
+  "pattern = (XYZ[0-9]{12})\n"
+  "trigger = nowhere\n"
+  "example = x\nexample = y\nnegative = z\nnegative = w\n";
+
+static void test_triggers (void **state) {
+  scan_engine *e = new_engine(TRIGGER_RULES, NULL);
+  scan_ctx *c = scan_ctx_new(e);
+  char value[301], text[1024];
+  results r;
+  size_t at1, at2;
+  (void)state;
+  assert_non_null(c);
+  memset(value, 'Q', 300);
+  value[0] = '7';                   /* (not a placeholder: two symbols) */
+  value[300] = '\0';
+  /* the value ends ~340 bytes after the keyword: within W, found */
+  snprintf(text, sizeof text, "noise\napi_secret_key=%s\n{\"auth_token\": \"abc123def456\"}\nXYZ123456789012\n",
+           value);
+  at1 = strlen("noise\napi_secret_key=");
+  at2 = (size_t)(strstr(text, "abc123") - text);
+  r = scan_with(c, text, strlen(text), 1);
+  assert_int_equal(r.n, 2);
+  expect_hit(&r, 0, 0, at1, at1 + 300, 2, 16);
+  assert_int_equal(r.f[1].rule, 1);
+  assert_int_equal(r.f[1].start, at2);
+  results_free(&r);
+  /* a keyword with no assignment: the triggers fire, PCRE2 finds nothing */
+  r = scan_with(c, "the token and the secret\n", 25, 1);
+  assert_int_equal(r.n, 0);
+  results_free(&r);
+  assert_string_equal(scan_engine_rule(e, 0)->trigger, "(?:secret|token)");
+  scan_ctx_free(c);
+  scan_engine_free(e);
+}
+
 static void test_empty_rule_set (void **state) {
   scan_ruleset rs;
   scan_engine *e;
@@ -1044,6 +1096,7 @@ int main (void) {
     cmocka_unit_test(test_dense_inputs),
     cmocka_unit_test(test_dense_thinning),
     cmocka_unit_test(test_random_bytes),
+    cmocka_unit_test(test_triggers),
     cmocka_unit_test(test_empty_rule_set),
     cmocka_unit_test(test_compile_errors),
     cmocka_unit_test(test_alignment_independent),
