@@ -201,8 +201,8 @@ static const char *hs_expression_of (const scan_rule *r, unsigned *flags) {
 /*
 ** Rules with the same trigger share one vectorscan expression: the first
 ** of them is in the database, and its match is recorded for each rule of
-** its chain (on_match). The six generic-secret rules all start from the
-** same keywords; six copies would make six callbacks per keyword.
+** its chain (on_match): a family of rules that starts from the same
+** keywords makes one callback per keyword, not one per rule.
 */
 static void link_shared_triggers (scan_engine *e) {
   size_t i, j;

@@ -319,11 +319,6 @@ local function plan_of(r)
   local f = assert(M.find_rule(ex1, r.id), "first example of " .. r.id .. " not found")
   plan.secret, plan.example = f.secret, ex1
   plan.mask = literal_mask(f.secret, r.pattern)
-  -- A Discord token's first segment is the base64 of a decimal id, which
-  -- the rule's trigger requires and a random redraw breaks: it is kept.
-  if r.id == "discord-bot-token" then
-    for i = 1, (f.secret:find(".", 1, true) or 1) - 1 do plan.mask[i] = true end
-  end
   local p = r.pattern
   if BLOCKS[r.id] then plan.class = "block"
   elseif JSON_RULES[r.id] then plan.class = "json"
