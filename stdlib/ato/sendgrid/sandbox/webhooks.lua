@@ -11,7 +11,8 @@
 -- every enabled webhook whose flag for the event is on. Only loopback URLs
 -- are contacted (the sandbox must never reach the internet, nor help an
 -- attacker's collector): events for any other URL are counted as withheld.
--- A failed POST is retried twice (after 0.2 and 1 s), then counted failed.
+-- A POST answered 5xx, or not answered, is retried twice (after 0.2 and
+-- 1 s); then, or at once for any other non-2xx, its events count failed.
 local ato = require "ato"
 local log = require "ato.log"
 local util = require "ato.sendgrid.sandbox.util"
@@ -45,13 +46,15 @@ return function(route, Account, M)
       local resp, err = require("ato.http").request{method = "POST", url = url, json = array(events), timeout = 10,
         follow_redirects = false, headers = {["User-Agent"] = "SendGrid Event API (ato sandbox)"}}
       if resp and resp.status < 300 then return true end
-      if attempt < 3 then ato.sleep(attempt == 1 and 0.2 or 1) end
-      if attempt == 3 then
+      -- a redirect or a client error will not change: only 5xx and
+      -- transport errors are worth another try
+      if attempt == 3 or (resp and resp.status < 500) then
         log.warn("sandbox: event webhook delivery failed", {url = url, status = resp and resp.status,
                  error = err and tostring(err)})
+        return false
       end
+      ato.sleep(attempt == 1 and 0.2 or 1)
     end
-    return false
   end
 
   -- Sends one emitted list to every webhook that wants some of it.
