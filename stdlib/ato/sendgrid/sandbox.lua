@@ -15,7 +15,9 @@
 --   sandbox/senders.lua       domain authentication, verified senders, the
 --                             user's profile, account and e-mail
 --   sandbox/scenario.lua      the scenarios (clean, ato) and the drill-only
---                             GET /sandbox/subscribers
+--                             GET /sandbox/subscribers (webhooks.lua and
+--                             senders.lua add /sandbox/webhook_deliveries
+--                             and /sandbox/verification_tokens)
 --   sandbox/model.lua         what happens to accepted mail
 --
 -- Authentication as SendGrid does it: `Authorization: Bearer <key>`; 401
@@ -374,8 +376,7 @@ recipient is) that feed the stats and are POSTed to the event webhooks
                      30 days of stats
   --seed N           the scenario's data comes from this seed (default 1)
   --bounces N        bounce suppressions in the scenario (default 1200)
-  --subscribers N    subscribers with engagement history (default 5000),
-                     served at GET /sandbox/subscribers for re-warm drills
+  --subscribers N    subscribers with engagement history (default 5000)
   --rate-limit N/S   N requests per S seconds per key and endpoint
                      (default 600/60)
   --model FILE.json  the delivery model's odds, over the defaults: per
@@ -384,6 +385,14 @@ recipient is) that feed the stats and are POSTed to the event webhooks
                      open, click (of openers), spam, unsub; and the block
                      curve {"block": {"base":, "slope":, "other":}}, e.g.
                      {"lapsed": {"spam": 0.02}}; kept with the account
+
+Drill-only endpoints (not SendGrid's; any valid key):
+  GET /sandbox/subscribers           the subscriber list with engagement
+                                     history (?tier=, paged): re-warm drills
+  GET /sandbox/webhook_deliveries    what each event webhook was sent,
+                                     withheld (not loopback) or failed
+  GET /sandbox/verification_tokens   the tokens sender-verification
+                                     e-mails would carry
 
 On start it prints its base URL; with --env-file it writes
 SENDGRID_BASE_URL and SENDGRID_API_KEY (a full-access key of the drill
