@@ -29,6 +29,12 @@ static void check_rule (const scan_rule *r) {
     if (r->examples[i].data[r->examples[i].len] != '\0') abort();
 }
 
+/* Both absent, or both present and equal. */
+static int same_optional (const char *a, const char *b) {
+  if (a == NULL || b == NULL) return a == b;
+  return strcmp(a, b) == 0;
+}
+
 static void check_error (const char *err) {
   if (err[0] == '\0' || strchr(err, '\n') != NULL) abort();
 }
@@ -58,6 +64,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
     for (i = 0; i < n; i++)
       if (strcmp(copy.rules[i].id, rs.rules[i].id) != 0 ||
           strcmp(copy.rules[i].pattern, rs.rules[i].pattern) != 0 ||
+          !same_optional(copy.rules[i].trigger, rs.rules[i].trigger) ||
           copy.rules[i].nexamples != rs.rules[i].nexamples)
         abort();
   }
