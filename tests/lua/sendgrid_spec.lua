@@ -88,6 +88,17 @@ describe("ato.sendgrid with the sandbox", function()
     assert.is_nil(r)
     assert.same({"http", 401, "GET", "/v3/scopes"}, {err.kind, err.status, err.method, err.path})
     assert.matches("invalid, expired, or revoked", err.errors[1].message)
+    -- every response carries the rate-limit headers, refusals too
+    local seen = {}
+    local traced = assert(sendgrid.client{api_key = bad, base_url = base, on_response = function(_, _, resp)
+      seen[#seen + 1] = resp.headers["x-ratelimit-remaining"]
+    end})
+    traced:scopes()
+    local known = assert(sendgrid.client{api_key = admin, base_url = base, on_response = function(_, _, resp)
+      seen[#seen + 1] = resp.headers["x-ratelimit-remaining"]
+    end})
+    known:call("GET", "/v3/no/such/endpoint")
+    assert.equal(2, #seen)
     assert.is_nil(tostring(err):find(bad, 1, true))
     local admin_c = assert(sendgrid.client{api_key = admin, base_url = base})
     local mailer = assert(admin_c:create_api_key("mailer-only", {"mail.send"}))

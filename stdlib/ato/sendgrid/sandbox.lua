@@ -277,11 +277,22 @@ function Account:dispatch(req, key, r, caps)
   return resp
 end
 
+-- A refusal before any route runs (no key, no such path) still carries
+-- the X-RateLimit-* headers, as every SendGrid response does: counted in
+-- a window of its own (per key, or one for all unauthenticated calls).
+function Account:refuse(resp, window_key)
+  local _, headers = self:rate(window_key, "refused")
+  resp.headers = resp.headers or {}
+  for k, v in pairs(headers) do resp.headers[k] = v end
+  return resp
+end
+
 function Account:handle(req)
   local token = bearer(req)
   local key = token and self:key_of(token)
   if not key then
-    return errors(401, "The provided authorization grant is invalid, expired, or revoked")
+    return self:refuse(errors(401, "The provided authorization grant is invalid, expired, or revoked"),
+                       "unauthenticated")
   end
   for _, r in ipairs(ROUTES) do
     if req.method == r.method then
@@ -289,7 +300,7 @@ function Account:handle(req)
       if #caps > 0 or req.path:match(r.pattern) then return self:dispatch(req, key, r, caps) end
     end
   end
-  return errors(404, "not found")
+  return self:refuse(errors(404, "not found"), key.api_key_id)
 end
 
 -- }======================================================
