@@ -193,6 +193,17 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       assert.same({400, "aggregated_by"}, {e2.status, e2.errors[1].field})
       local _, e3 = c:stats{start_date = "2026-02-30"}
       assert.equal(400, e3.status)
+      local _, e4 = c:stats{start_date = "1970-01-01"}                   -- over 3 years
+      assert.same({400, "start_date"}, {e4.status, e4.errors[1].field})
+      -- limits and offsets: bounded (a huge one once hung the sandbox), checked
+      local huge = "9223372036854775807"
+      for _, path in ipairs{"/v3/suppression/bounces", "/v3/stats"} do
+        local _, e5 = c:call("GET", path, {query = {start_date = day(ato.time()), offset = huge, limit = huge}})
+        assert.same({400, "limit"}, {e5.status, e5.errors[1].field})
+        local _, e6 = c:call("GET", path, {query = {start_date = day(ato.time()), limit = "abc"}})
+        assert.equal(400, e6.status)
+      end
+      assert.same({}, assert(c:call("GET", "/v3/suppression/bounces", {query = {offset = 2147483647}})))
       assert.has_error(function() c:stats{} end)
     end)
   end)
@@ -431,9 +442,11 @@ describe("ato.sendgrid mail, stats and settings with the sandbox", function()
       -- resuming the paused batch sends it at once; the cancelled one is gone
       assert.is_true(c:resume_batch(paused))
       assert.is_nil(c:scheduled_send(paused))
+      -- (the scheduler writes the queue after the delivery's events go out)
       for _ = 1, 100 do
         account:flush_events()
-        if count(events, function(e) return e.email == "p@example.org" end) > 0 then break end
+        if count(events, function(e) return e.email == "p@example.org" end) > 0
+           and #account:get("queue") == 0 then break end
         ato.sleep(0.02)
       end
       assert.is_true(count(events, function(e) return e.email == "p@example.org" end) > 0)

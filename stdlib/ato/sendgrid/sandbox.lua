@@ -80,8 +80,8 @@ local Account = {}
 Account.__index = Account
 M.Account = Account
 
-function Account:get(k)
-  local full = self.prefix .. k
+-- The value under a full store key, through the cache (false: known absent).
+local function cached(self, full)
   local v = self.cache[full]
   if v == nil then
     v = self.store:get(full)
@@ -89,6 +89,10 @@ function Account:get(k)
     self.cache[full] = v
   end
   return v or nil
+end
+
+function Account:get(k)
+  return cached(self, self.prefix .. k)
 end
 
 --- The list under k, created empty (and cached) when there is none, so
@@ -162,19 +166,8 @@ function Account:keys()
 end
 
 function Account:key_of(token)
-  local full = PREFIX .. "auth/" .. sha(token)
-  local id = self.cache[full]
-  if id == nil then
-    id = self.store:get(full) or false
-    self.cache[full] = id
-  end
-  if not id then return nil end
-  local rec = self.cache[PREFIX .. "keys/" .. id]
-  if rec == nil then
-    rec = self.store:get(PREFIX .. "keys/" .. id) or false
-    self.cache[PREFIX .. "keys/" .. id] = rec
-  end
-  return rec or nil
+  local id = cached(self, PREFIX .. "auth/" .. sha(token))
+  return id and cached(self, PREFIX .. "keys/" .. id)
 end
 
 --- Revokes a key: its record and its hash go in one transaction.
@@ -261,6 +254,12 @@ function Account:behalf(req, r)
   return nil, errors(403, "no subuser named " .. name, "on-behalf-of")
 end
 
+local function with_headers(resp, headers)
+  resp.headers = resp.headers or {}
+  for k, v in pairs(headers) do resp.headers[k] = v end
+  return resp
+end
+
 function Account:dispatch(req, key, r, caps)
   local limited, headers = self:rate(key.api_key_id, r.name)
   local resp
@@ -272,9 +271,7 @@ function Account:dispatch(req, key, r, caps)
     local acct, refusal = self:behalf(req, r)
     resp = refusal or r.fn(acct, req, key, table.unpack(caps))
   end
-  resp.headers = resp.headers or {}
-  for k, v in pairs(headers) do resp.headers[k] = v end
-  return resp
+  return with_headers(resp, headers)
 end
 
 -- A refusal before any route runs (no key, no such path) still carries
@@ -282,9 +279,7 @@ end
 -- a window of its own (per key, or one for all unauthenticated calls).
 function Account:refuse(resp, window_key)
   local _, headers = self:rate(window_key, "refused")
-  resp.headers = resp.headers or {}
-  for k, v in pairs(headers) do resp.headers[k] = v end
-  return resp
+  return with_headers(resp, headers)
 end
 
 function Account:handle(req)

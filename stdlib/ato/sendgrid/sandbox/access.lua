@@ -95,14 +95,8 @@ return function(route, Account, M)
 
   -- {---- subusers
   parent_route("GET", "/v3/subusers", "subusers.read", function(a, req)
-    local list, name = a:list("subusers"), query(req).username
-    if name then
-      local only = {}
-      for _, u in ipairs(list) do if u.username == name then only[1] = u end end
-      list = only
-    end
-    local items, headers = page(req, list, 500)
-    if not items then return errors(400, "limit and offset must be whole numbers", "limit") end
+    local items, headers = page(req, util.where(a:list("subusers"), "username", query(req).username), 500)
+    if not items then return headers end
     return json(200, items, headers)
   end)
 
@@ -154,7 +148,7 @@ return function(route, Account, M)
 
   route("GET", "/v3/teammates", "teammates.read", function(a, req)
     local items, headers = page(req, a:list("teammates"), 500)
-    if not items then return errors(400, "limit and offset must be whole numbers", "limit") end
+    if not items then return headers end
     for i, t in ipairs(items) do
       items[i] = {username = t.username, email = t.email, first_name = t.first_name, last_name = t.last_name,
                   user_type = t.user_type, is_admin = t.is_admin}

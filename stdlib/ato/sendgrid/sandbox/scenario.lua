@@ -18,7 +18,7 @@ local ato = require "ato"
 local util = require "ato.sendgrid.sandbox.util"
 local model = require "ato.sendgrid.sandbox.model"
 
-local chars, rng, errors, json, page = util.chars, util.rng, util.errors, util.json, util.page
+local chars, rng, json, page = util.chars, util.rng, util.json, util.page
 
 local COMPROMISE_DAYS_AGO = 5
 
@@ -76,14 +76,8 @@ return function(route, Account, M)
   end
 
   route("GET", "/sandbox/subscribers", nil, function(a, req)
-    local list, tier = a:list("subscribers"), util.query(req).tier
-    if tier then
-      local only = {}
-      for _, s in ipairs(list) do if s.tier == tier then only[#only + 1] = s end end
-      list = only
-    end
-    local items, headers = page(req, list, 1000)
-    if not items then return errors(400, "limit and offset must be whole numbers", "limit") end
+    local items, headers = page(req, util.where(a:list("subscribers"), "tier", util.query(req).tier), 1000)
+    if not items then return headers end
     return json(200, items, headers)
   end)
 
@@ -223,8 +217,7 @@ return function(route, Account, M)
   M.WEBHOOK_FLAGS = FLAGS
 
   function Account:seed_settings(scenario, r, now)
-    local hooks = {M.webhook_record(util.hex(r, 8) .. "-" .. util.hex(r, 4) .. "-4" .. util.hex(r, 3) .. "-a"
-      .. util.hex(r, 3) .. "-" .. util.hex(r, 12), "https://hooks.acme.example/sendgrid/events", "acme events",
+    local hooks = {M.webhook_record(util.uuid(r), "https://hooks.acme.example/sendgrid/events", "acme events",
       now - 200 * 86400)}
     if scenario == "ato" then
       -- the attacker re-pointed our webhook: every event (recipients,

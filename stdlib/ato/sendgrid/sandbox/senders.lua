@@ -63,14 +63,8 @@ return function(route, Account)
   end
 
   route("GET", "/v3/whitelabel/domains", "whitelabel.read", function(a, req)
-    local list, want = a:list("domains"), util.query(req).domain
-    if want then
-      local only = {}
-      for _, d in ipairs(list) do if d.domain == want then only[#only + 1] = d end end
-      list = only
-    end
-    local items, headers = util.page(req, list, 500)
-    if not items then return errors(400, "limit and offset must be whole numbers", "limit") end
+    local items, headers = util.page(req, util.where(a:list("domains"), "domain", util.query(req).domain), 500)
+    if not items then return headers end
     for i, d in ipairs(items) do items[i] = domain_view(d) end
     return json(200, items, headers)
   end)

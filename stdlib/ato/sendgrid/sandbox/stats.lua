@@ -110,15 +110,14 @@ return function(route, Account)
   local function serve(a, req, entry)
     local rg, refusal = range(req, math.floor(require("ato").time()))
     if not rg then return refusal end
+    local limit, offset = util.limit_offset(req, math.huge)
+    if not limit then return offset end
     local out = {}
     for _, label in ipairs(rg.order) do
       local days = {}
       for _, d in ipairs(rg.groups[label]) do days[#days + 1] = a:get("stats/" .. d) or false end
       out[#out + 1] = {date = label, stats = array(entry(days))}
     end
-    local limit = util.count_param(req, "limit", #out)
-    local offset = util.count_param(req, "offset", 0)
-    if not limit or not offset then return errors(400, "limit and offset must be whole numbers", "limit") end
     local page = {}
     for i = offset + 1, math.min(#out, offset + limit) do page[#page + 1] = out[i] end
     return json(200, array(page))

@@ -168,7 +168,7 @@ return function(route, Account)
     end
     local n = #list
     local items, headers = util.page(req, list, 500, function(i) return view(kind, list[n - i + 1]) end)
-    if not items then return errors(400, "limit and offset must be whole numbers", "limit") end
+    if not items then return headers end
     return json(200, items, headers)
   end
 

@@ -68,6 +68,11 @@ function M.random_chars(n)
   end))
 end
 
+--- An id in the shape of a version-4 UUID (webhook ids).
+function M.uuid(r)
+  return ("%s-%s-4%s-a%s-%s"):format(M.hex(r, 8), M.hex(r, 4), M.hex(r, 3), M.hex(r, 3), M.hex(r, 12))
+end
+
 --- A lower-case hex id of n digits (message ids, webhook ids).
 function M.hex(r, n)
   local t = {}
@@ -155,13 +160,31 @@ function M.count_param(req, name, default)
   return n
 end
 
+--- The limit and offset of a list query -> limit, offset | nil, the 400.
+function M.limit_offset(req, default_limit)
+  local limit = M.count_param(req, "limit", default_limit)
+  local offset = M.count_param(req, "offset", 0)
+  if not limit or not offset then
+    return nil, M.errors(400, "limit and offset must be whole numbers", "limit")
+  end
+  return limit, offset
+end
+
+--- The items of list whose `field` is `value` (all of them when value is nil).
+function M.where(list, field, value)
+  if value == nil then return list end
+  local only = {}
+  for _, x in ipairs(list) do if x[field] == value then only[#only + 1] = x end end
+  return only
+end
+
 --- A page of `list` by limit/offset, with a Link header as SendGrid sends
 --- it (absolute URLs). `at(i)` reads item i when the list is served in
---- another order (newest first); nil -> 400 on a bad limit/offset.
+--- another order (newest first). -> items, headers | nil, the 400 response
+--- for a bad limit/offset.
 function M.page(req, list, max, at)
-  local limit = M.count_param(req, "limit", max)
-  local offset = M.count_param(req, "offset", 0)
-  if not limit or not offset then return nil end
+  local limit, offset = M.limit_offset(req, max)
+  if not limit then return nil, offset end
   limit = math.min(limit, max)
   local out = {}
   for i = offset + 1, math.min(#list, offset + limit) do out[#out + 1] = at and at(i) or list[i] end

@@ -88,20 +88,25 @@ return function(route, Account, M)
     local root = self.parent or self
     if #events == 0 then return end
     root.outbox = root.outbox or {}
+    root.drained = root.drained or ato.cond()
     root.outbox[#root.outbox + 1] = events
     if root.sender then return end
     root.sender = root:background(function()
+      -- whether it drains or is cancelled (the sandbox closing), flushers wake
+      local _ <close> = setmetatable({}, {__close = function()
+        root.sender = nil
+        root.drained:broadcast()
+      end})
       while #root.outbox > 0 do
         deliver_all(root, table.remove(root.outbox, 1))
       end
-      root.sender = nil
     end)
   end
 
   --- Waits until every queued event has been delivered (or given up on).
   function Account:flush_events()
     local root = self.parent or self
-    while root.sender do ato.sleep(0.01) end
+    while root.sender do root.drained:wait() end
   end
 
   route("GET", "/sandbox/webhook_deliveries", nil, function(a)
@@ -160,8 +165,7 @@ return function(route, Account, M)
   route("POST", "/v3/user/webhooks/event/settings", "user.webhooks.event.settings.update", function(a, req)
     local list = a:list("webhooks")
     if #list >= MAX_WEBHOOKS then return errors(400, "at most 5 event webhooks") end
-    local w = M.webhook_record(util.hex(a.r, 8) .. "-" .. util.hex(a.r, 4) .. "-4" .. util.hex(a.r, 3) .. "-a"
-      .. util.hex(a.r, 3) .. "-" .. util.hex(a.r, 12), "", "", ato.time())
+    local w = M.webhook_record(util.uuid(a.r), "", "", ato.time())
     for _, f in ipairs(M.WEBHOOK_FLAGS) do w[f] = false end
     w.enabled = false
     local ok, bad = apply(w, body_of(req))
